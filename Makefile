@@ -1,0 +1,29 @@
+# Everything runs inside .venv/ in the checkout; `make install` builds it (idempotent: a stamp file records success).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.installed
+# fairseq-fixed's runtime dependencies, minus torchaudio (imported lazily, only by speech tasks).
+FAIRSEQ_DEPS := cffi "hydra-core==1.3.2" "omegaconf==2.3.0" regex tqdm bitarray scikit-learn packaging "sacrebleu>=2.0"
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24" setuptools wheel
+	$(PIP) install -q torch==2.13.0 cython "numpy>=1.21.3"
+	$(PIP) install -q --no-build-isolation --no-deps fairseq-fixed==0.12.3.1
+	$(PIP) install -q $(FAIRSEQ_DEPS)
+	$(PIP) install -q --no-build-isolation -e ".[test,multi30k]"
+	$(PY) -c "import torch, fairseq, fairseq_attn_gru; print('installed: torch', torch.__version__, '| fairseq', fairseq.__version__)"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf demo_out bench_out .pytest_cache

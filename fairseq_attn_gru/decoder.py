@@ -1,0 +1,254 @@
+"""GRU decoder: Luong or Bahdanau order, any attention score, incremental decoding for fairseq's generators."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.logging import metrics
+from fairseq.models import FairseqIncrementalDecoder
+from fairseq.modules import FairseqDropout
+from torch import Tensor
+
+from .attention import Attention
+
+State = Dict[str, Optional[Tensor]]
+
+
+def teacher_forcing_probability(start: float, minimum: float, decay_updates: int, num_updates: int) -> float:
+    """P(feed the gold token): ``start`` lowered linearly to ``minimum`` over the first ``decay_updates`` updates."""
+    if decay_updates <= 0 or minimum >= start:
+        return start
+    progress = min(num_updates / decay_updates, 1.0)
+    return start - (start - minimum) * progress
+
+
+class GRUDecoder(FairseqIncrementalDecoder):
+    """GRU decoder over a target prefix.
+
+    Luong order (``style="luong"``): GRU step, attention on the new state, then
+    ``tanh(W [state; context])`` is the output feature (optionally fed back with ``input_feeding``).
+    Bahdanau order (``style="bahdanau"``): attention on the previous state, GRU over
+    ``[embedding; context]``, output feature ``tanh(W [state; context; embedding])``.
+    """
+
+    def __init__(
+        self,
+        dictionary,
+        embed_tokens: nn.Embedding,
+        hidden_size: int,
+        out_embed_dim: int,
+        num_layers: int,
+        dropout_in: float,
+        dropout_out: float,
+        attention: Optional[Attention],
+        style: str,
+        input_feeding: bool,
+        encoder_output_dim: int,
+        encoder_final_dim: int,
+        share_input_output_embed: bool,
+        teacher_forcing: float = 1.0,
+        teacher_forcing_min: float = 1.0,
+        teacher_forcing_decay_updates: int = 0,
+        max_target_positions: int = 1024,
+    ):
+        super().__init__(dictionary)
+        self.embed_tokens = embed_tokens
+        embed_dim = embed_tokens.embedding_dim
+        self.dropout_in_module = FairseqDropout(dropout_in, module_name=self.__class__.__name__)
+        self.dropout_out_module = FairseqDropout(dropout_out, module_name=self.__class__.__name__)
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.attention = attention
+        self.style = style
+        self.input_feeding = input_feeding
+        context_dim = encoder_output_dim if attention is not None else 0
+
+        # the learned bridge: final encoder states -> initial state of every decoder layer
+        self.bridge = nn.Linear(encoder_final_dim, num_layers * hidden_size) if encoder_final_dim else None
+
+        rnn_input_dim = embed_dim
+        if style == "bahdanau":
+            rnn_input_dim += context_dim
+        if input_feeding:
+            rnn_input_dim += out_embed_dim
+        self.rnn = nn.GRU(
+            input_size=rnn_input_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout_out if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        output_input_dim = hidden_size + context_dim + (embed_dim if style == "bahdanau" else 0)
+        self.output_proj = nn.Linear(output_input_dim, out_embed_dim)
+        self.share_input_output_embed = share_input_output_embed
+        self.fc_out = None if share_input_output_embed else nn.Linear(out_embed_dim, len(dictionary))
+
+        self.teacher_forcing = teacher_forcing
+        self.teacher_forcing_min = teacher_forcing_min
+        self.teacher_forcing_decay_updates = teacher_forcing_decay_updates
+        self.num_updates = 0
+        self.max_target_positions = max_target_positions
+        #: tests set this to run the step-by-step loop where the whole-target path would apply
+        self.force_step_loop = False
+
+    # -- fairseq interface ------------------------------------------------------------------
+
+    def forward(
+        self,
+        prev_output_tokens: Tensor,
+        encoder_out: Optional[Dict] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        features_only: bool = False,
+        **kwargs,
+    ):
+        p_gold = self.current_teacher_forcing()
+        if self.training and incremental_state is None and self._teacher_forcing_configured():
+            metrics.log_scalar("teacher_forcing", p_gold, round=3)
+            if p_gold < 1.0 and not features_only:
+                logits, attn = self._forward_with_sampling(prev_output_tokens, encoder_out, p_gold)
+                return logits, {"attn": [attn]}
+        features, attn = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
+        if features_only:
+            return features, {"attn": [attn]}
+        return self.output_layer(features), {"attn": [attn]}
+
+    def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **kwargs):
+        cached = self._get_cached_state(incremental_state)
+        if incremental_state is not None:
+            prev_output_tokens = prev_output_tokens[:, -1:]  # only the newest token is new
+        embedded = self.dropout_in_module(self.embed_tokens(prev_output_tokens))  # (B, T, E)
+        state = cached if cached is not None else self._initial_state(encoder_out, embedded)
+        memory = self._memory(encoder_out, state)
+
+        if self._whole_target_path() or embedded.size(1) == 1:
+            features, attn, state = self._step(embedded, state, memory)  # (B, T, O), (B, T, S)
+        else:
+            step_features, step_attn = [], []
+            for t in range(embedded.size(1)):
+                features_t, attn_t, state = self._step(embedded[:, t : t + 1], state, memory)
+                step_features.append(features_t)
+                step_attn.append(attn_t)
+            features = torch.cat(step_features, dim=1)  # (B, T, O)
+            attn = torch.cat(step_attn, dim=1) if self.attention is not None else None  # (B, T, S)
+
+        if incremental_state is not None:
+            self.set_incremental_state(incremental_state, "gru_state", state)
+        return features, attn
+
+    def output_layer(self, features: Tensor) -> Tensor:
+        if self.share_input_output_embed:
+            return F.linear(features, self.embed_tokens.weight)  # (B, T, V)
+        return self.fc_out(features)  # (B, T, V)
+
+    def reorder_incremental_state(self, incremental_state, new_order: Tensor):
+        state = self._get_cached_state(incremental_state)
+        if state is None:
+            return
+        reordered = {
+            name: None if value is None else value.index_select(1 if name == "hidden" else 0, new_order)
+            for name, value in state.items()
+        }
+        self.set_incremental_state(incremental_state, "gru_state", reordered)
+
+    def max_positions(self):
+        return self.max_target_positions
+
+    def set_num_updates(self, num_updates):
+        self.num_updates = num_updates
+
+    # -- teacher forcing ----------------------------------------------------------------------
+
+    def _teacher_forcing_configured(self) -> bool:
+        return self.teacher_forcing < 1.0 or self.teacher_forcing_min < self.teacher_forcing
+
+    def current_teacher_forcing(self) -> float:
+        return teacher_forcing_probability(
+            self.teacher_forcing, self.teacher_forcing_min, self.teacher_forcing_decay_updates, self.num_updates
+        )
+
+    def _forward_with_sampling(self, prev_output_tokens: Tensor, encoder_out, p_gold: float) -> Tuple[Tensor, Tensor]:
+        """Training with scheduled sampling: each sentence, each step, feeds gold with probability ``p_gold``."""
+        batch_size, tgt_len = prev_output_tokens.shape
+        embedded_first = self.embed_tokens(prev_output_tokens[:, :1])  # (B, 1, E)
+        state = self._initial_state(encoder_out, embedded_first)
+        memory = self._memory(encoder_out, state)
+        step_logits, step_attn = [], []
+        tokens = prev_output_tokens[:, :1]  # (B, 1)
+        for t in range(tgt_len):
+            if t > 0:
+                feed_gold = torch.rand(batch_size, 1, device=tokens.device) < p_gold  # (B, 1)
+                predicted = step_logits[-1].argmax(dim=-1)  # (B, 1)
+                tokens = torch.where(feed_gold, prev_output_tokens[:, t : t + 1], predicted)  # (B, 1)
+            embedded = self.dropout_in_module(self.embed_tokens(tokens))  # (B, 1, E)
+            features, attn, state = self._step(embedded, state, memory)
+            step_logits.append(self.output_layer(features))  # (B, 1, V)
+            step_attn.append(attn)
+        attn = torch.cat(step_attn, dim=1) if self.attention is not None else None  # (B, T, S)
+        return torch.cat(step_logits, dim=1), attn  # (B, T, V)
+
+    # -- recurrence ---------------------------------------------------------------------------
+
+    def _whole_target_path(self) -> bool:
+        """Luong order without input feeding has no step-to-step dependency outside the GRU itself."""
+        return self.style == "luong" and not self.input_feeding and not self.force_step_loop
+
+    def _initial_state(self, encoder_out, embedded: Tensor) -> State:
+        batch_size = embedded.size(0)
+        if encoder_out is not None and self.bridge is not None:
+            encoder_final = encoder_out["encoder_final"][0]  # (B, F)
+            bridged = torch.tanh(self.bridge(encoder_final))  # (B, L * H)
+            hidden = bridged.view(batch_size, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
+        else:
+            hidden = embedded.new_zeros(self.num_layers, batch_size, self.hidden_size)  # (L, B, H)
+        state: State = {"hidden": hidden}  # (L, B, H)
+        if self.input_feeding:
+            state["input_feed"] = embedded.new_zeros(batch_size, 1, self.output_proj.out_features)  # (B, 1, O)
+        if self.attention is not None and self.attention.projects_keys:
+            state["keys"] = self.attention.project_keys(encoder_out["encoder_out"][0])  # (B, S, A), once per sentence
+        return state
+
+    def _memory(self, encoder_out, state: State):
+        """(keys, values, padding mask) for attention, or Nones without attention."""
+        if self.attention is None or encoder_out is None:
+            return None, None, None
+        values = encoder_out["encoder_out"][0]  # (B, S, C)
+        keys = state["keys"] if self.attention.projects_keys else values  # (B, S, A)
+        encoder_padding_mask = encoder_out["encoder_padding_mask"][0]  # (B, S)
+        return keys, values, encoder_padding_mask
+
+    def _step(self, embedded: Tensor, state: State, memory) -> Tuple[Tensor, Optional[Tensor], State]:
+        """One or more decoder steps; T > 1 only on the whole-target path."""
+        keys, values, encoder_padding_mask = memory
+        hidden = state["hidden"]  # (L, B, H)
+        context, attn = None, None
+        if self.style == "bahdanau":
+            query = hidden[-1].unsqueeze(1)  # (B, 1, H): the previous top-layer state
+            context, attn = self.attention(query, keys, values, encoder_padding_mask)  # (B, 1, C), (B, 1, S)
+            rnn_input = torch.cat([embedded, context], dim=-1)  # (B, 1, E + C)
+        else:
+            rnn_input = embedded  # (B, T, E)
+        if self.input_feeding:
+            rnn_input = torch.cat([rnn_input, state["input_feed"]], dim=-1)  # (B, 1, E + O)
+
+        rnn_out, hidden = self.rnn(rnn_input, hidden)  # (B, T, H), (L, B, H)
+        rnn_out = self.dropout_out_module(rnn_out)
+
+        if self.style == "bahdanau":
+            output_input = torch.cat([rnn_out, context, embedded], dim=-1)  # (B, 1, H + C + E)
+        elif self.attention is not None:
+            context, attn = self.attention(rnn_out, keys, values, encoder_padding_mask)  # (B, T, C), (B, T, S)
+            output_input = torch.cat([rnn_out, context], dim=-1)  # (B, T, H + C)
+        else:
+            output_input = rnn_out  # (B, T, H)
+        features = self.dropout_out_module(torch.tanh(self.output_proj(output_input)))  # (B, T, O)
+
+        new_state: State = dict(state)
+        new_state["hidden"] = hidden
+        if self.input_feeding:
+            new_state["input_feed"] = features  # (B, 1, O)
+        return features, attn, new_state
+
+    def _get_cached_state(self, incremental_state) -> Optional[State]:
+        if incremental_state is None:
+            return None
+        return self.get_incremental_state(incremental_state, "gru_state")

@@ -1,0 +1,99 @@
+"""GRU encoder over packed sequences, independent of how the batch is padded."""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+from fairseq.models import FairseqEncoder
+from fairseq.modules import FairseqDropout
+from torch import Tensor
+
+
+class GRUEncoder(FairseqEncoder):
+    """Embeds the source and runs a (bi)GRU over it.
+
+    Outputs stay in the caller's padding layout (fairseq left-pads sources by default), so
+    attention weights line up with ``src_tokens`` and alignments come out right. Internally the
+    tokens are packed, so padding never enters the recurrence: a sentence gives the same result
+    padded left, right or not at all.
+    """
+
+    def __init__(
+        self,
+        dictionary,
+        embed_tokens: nn.Embedding,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout_in: float,
+        dropout_out: float,
+        output_proj_dim: int = 0,
+        max_source_positions: int = 1024,
+    ):
+        super().__init__(dictionary)
+        self.padding_idx = dictionary.pad()
+        self.embed_tokens = embed_tokens
+        self.dropout_in_module = FairseqDropout(dropout_in, module_name=self.__class__.__name__)
+        self.dropout_out_module = FairseqDropout(dropout_out, module_name=self.__class__.__name__)
+        self.rnn = nn.GRU(
+            input_size=embed_tokens.embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout_out if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.hidden_size = hidden_size
+        rnn_output_dim = hidden_size * self.num_directions
+        self.output_proj = nn.Linear(rnn_output_dim, output_proj_dim) if output_proj_dim else None
+        #: size of each encoder output vector (what attention reads)
+        self.output_dim = output_proj_dim or rnn_output_dim
+        #: size of the final-state summary handed to the decoder's bridge
+        self.final_dim = rnn_output_dim
+        self.max_source_positions = max_source_positions
+
+    def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **kwargs):
+        batch_size, src_len = src_tokens.shape
+        encoder_padding_mask = src_tokens.eq(self.padding_idx)  # (B, S)
+        lengths = src_len - encoder_padding_mask.sum(dim=1)  # (B,)
+        has_padding = bool(encoder_padding_mask.any())
+
+        if has_padding:
+            # a stable sort of the pad flags moves each row's tokens to the front, order kept
+            right_order = torch.argsort(encoder_padding_mask.to(torch.int8), dim=1, stable=True)  # (B, S)
+            tokens = src_tokens.gather(1, right_order)  # (B, S), right-padded
+        else:
+            tokens = src_tokens
+
+        x = self.dropout_in_module(self.embed_tokens(tokens))  # (B, S, E)
+        if has_padding:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_outs, final_hiddens = self.rnn(packed)  # final: (L * D, B, H)
+            outs, _ = nn.utils.rnn.pad_packed_sequence(packed_outs, batch_first=True, total_length=src_len)
+        else:
+            outs, final_hiddens = self.rnn(x)  # (B, S, D * H), (L * D, B, H)
+
+        outs = self.dropout_out_module(outs)  # (B, S, D * H)
+        if self.output_proj is not None:
+            outs = self.output_proj(outs)  # (B, S, C)
+        if has_padding:
+            # back to the caller's layout; padding positions hold zeros (and get zero attention)
+            index = right_order.unsqueeze(-1).expand_as(outs)  # (B, S, C)
+            outs = torch.zeros_like(outs).scatter(1, index, outs)  # (B, S, C)
+
+        last_layer = final_hiddens.view(self.num_layers, self.num_directions, batch_size, self.hidden_size)[-1]
+        encoder_final = last_layer.transpose(0, 1).reshape(batch_size, self.final_dim)  # (B, D * H)
+
+        return {
+            "encoder_out": [outs],  # (B, S, C)
+            "encoder_padding_mask": [encoder_padding_mask],  # (B, S)
+            "encoder_final": [encoder_final],  # (B, D * H)
+        }
+
+    @torch.jit.export
+    def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
+        return {key: [value[0].index_select(0, new_order)] for key, value in encoder_out.items()}
+
+    def max_positions(self):
+        return self.max_source_positions

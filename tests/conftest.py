@@ -1,0 +1,77 @@
+"""Shared helpers: tiny tasks and models built in-process, and fairseq's CLIs run through subprocess."""
+import os
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import torch
+
+import fairseq_attn_gru  # noqa: F401  (registers the model and task)
+from fairseq.data import Dictionary
+from fairseq.models import ARCH_CONFIG_REGISTRY
+from fairseq_attn_gru.model import GRUAttnModel
+
+REPO = Path(__file__).resolve().parents[1]
+USER_DIR = str(REPO / "fairseq_attn_gru")
+BIN = Path(sys.executable).parent
+SHARED = REPO.parent / "shared"
+
+
+class TinyTask:
+    """Just what GRUAttnModel.build_model reads from a task."""
+
+    def __init__(self, src_words=20, tgt_words=None):
+        self.source_dictionary = _dictionary("w", src_words)
+        self.target_dictionary = self.source_dictionary if tgt_words is None else _dictionary("x", tgt_words)
+
+
+def _dictionary(prefix, size):
+    dictionary = Dictionary()
+    for i in range(size):
+        dictionary.add_symbol(f"{prefix}{i}")
+    return dictionary
+
+
+def build_model(arch="gru_attn_dot", task=None, **overrides):
+    """A model from a named architecture with small sizes, overrides applied like command-line flags."""
+    args = Namespace(**overrides)
+    ARCH_CONFIG_REGISTRY[arch](args)
+    return GRUAttnModel.build_model(args, task or TinyTask())
+
+
+def random_batch(dictionary, lengths, left_pad=True, seed=0):
+    """(src_tokens, src_lengths): random real words, eos last, padded on the chosen side."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = [torch.cat([torch.randint(dictionary.nspecial, len(dictionary), (n - 1,), generator=generator),
+                       torch.tensor([dictionary.eos()])]) for n in lengths]
+    return pad_rows(rows, dictionary.pad(), left_pad), torch.tensor(lengths)
+
+
+def pad_rows(rows, pad, left_pad, width=None):
+    width = width or max(len(r) for r in rows)
+    out = torch.full((len(rows), width), pad, dtype=torch.long)
+    for i, row in enumerate(rows):
+        if left_pad:
+            out[i, width - len(row):] = row
+        else:
+            out[i, : len(row)] = row
+    return out
+
+
+def run_cli(tool, *args, cwd=None, input=None, check=True, timeout=600):
+    """Run one of fairseq's console scripts from this venv; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    result = subprocess.run(
+        [str(BIN / tool), *map(str, args)],
+        cwd=cwd, input=input, capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{tool} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

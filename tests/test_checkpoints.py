@@ -1,0 +1,81 @@
+"""Checkpoints load with torch's weights_only=True left on; anything outside the safe globals is refused."""
+import argparse
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import USER_DIR, run_cli
+
+TOY = ["--task", "toy_translation", "--toy-rule", "copy", "--toy-vocab-size", "10", "--toy-max-len", "5",
+       "--toy-train-size", "64", "--toy-valid-size", "8", "--toy-test-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("ckpt")
+    run_cli("fairseq-train", "--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam",
+            "--lr", "0.001", "--max-tokens", "500", "--max-update", "2", "--save-dir", save_dir)
+    return save_dir / "checkpoint_last.pt"
+
+
+class Payload:
+    """Unpickling this would run a shell command that creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def legacy_args(cfg):
+    """The flat argparse.Namespace that fairseq wrote before its hydra configs."""
+    flat = {}
+    for section, values in cfg.items():
+        if isinstance(values, dict):
+            flat.update({k: v for k, v in values.items() if k != "_name"})
+            if values.get("_name") is not None:
+                flat[section] = values["_name"]
+    flat["arch"] = cfg["model"]["_name"]
+    return argparse.Namespace(**flat)
+
+
+def test_weights_only_is_on_and_not_bypassed():
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in os.environ
+    import inspect
+
+    assert inspect.signature(torch.load).parameters["weights_only"].default in (None, True)
+
+
+def test_legacy_namespace_args_load_only_with_the_plugin(checkpoint, tmp_path):
+    state = torch.load(checkpoint, weights_only=True)
+    state["args"], state["cfg"] = legacy_args(state["cfg"]), None  # the layout older fairseq releases wrote
+    legacy = tmp_path / "legacy.pt"
+    torch.save(state, legacy)
+    probe = ("import sys, torch\n{}\n"
+             "try:\n    torch.load(sys.argv[1], weights_only=True); print('loaded')\n"
+             "except Exception as e:\n    print('refused', type(e).__name__)")
+    without = subprocess.run([sys.executable, "-c", probe.format(""), legacy], capture_output=True, text=True)
+    with_plugin = subprocess.run([sys.executable, "-c", probe.format("import fairseq_attn_gru"), legacy],
+                                 capture_output=True, text=True)
+    assert without.stdout.strip().startswith("refused"), without.stdout + without.stderr
+    assert with_plugin.stdout.strip() == "loaded", with_plugin.stdout + with_plugin.stderr
+    result = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", legacy, "--gen-subset", "test",
+                     "--cpu", "--beam", "2")
+    assert result.stdout.count("\nH-") + result.stdout.startswith("H-") == 8
+
+
+def test_checkpoint_with_foreign_object_is_refused_not_executed(checkpoint, tmp_path):
+    marker = tmp_path / "pwned"
+    state = torch.load(checkpoint, weights_only=True)
+    state["extra_state"]["payload"] = Payload(marker)
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    result = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", evil, "--gen-subset", "test",
+                     "--cpu", check=False)
+    assert result.returncode != 0
+    assert not marker.exists()
+    assert "H-" not in result.stdout
