@@ -1,0 +1,214 @@
+#!/usr/bin/env python
+"""The main demo: what attention does for a GRU seq2seq, on the toy `translate` task.
+
+For each attention type (none, dot, general, concat) it trains with `fairseq-train`, translates the
+test split with `fairseq-generate --beam 5`, scores with `fairseq-score` and sacreBLEU's Python API,
+and writes to --out-dir: results.md, results.json, attention_<type>.png, bleu_by_length.png.
+
+    python scripts/demo.py --out-dir demo_out           # the full demo (make demo)
+    python scripts/demo.py --out-dir /tmp/d --quick     # a seconds-long smoke run (used by the tests)
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no window needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fairseq_attn_gru.evaluation import (  # noqa: E402
+    FAIRSEQ_BIN,
+    exact_match,
+    fairseq_score,
+    parse_generate_output,
+    sacrebleu_score,
+)
+
+USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
+ARCH_BY_TYPE = {"none": "gru_seq2seq", "dot": "gru_attn_dot", "general": "gru_attn_general", "concat": "gru_attn_concat"}
+LENGTH_BUCKETS = [(3, 8), (9, 14), (15, 20), (21, 26), (27, 32), (33, 40)]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", default="demo_out", help="where results and plots go (default: demo_out)")
+    parser.add_argument("--types", default="none,dot,general,concat", help="attention types to compare")
+    parser.add_argument("--rule", default="translate", choices=["copy", "reverse", "sort", "translate"])
+    parser.add_argument("--vocab-size", type=int, default=100, help="toy vocabulary size")
+    parser.add_argument("--min-len", type=int, default=3, help="shortest toy sentence")
+    parser.add_argument("--max-len", type=int, default=30, help="longest toy sentence")
+    parser.add_argument("--train-size", type=int, default=12000, help="training sentence pairs")
+    parser.add_argument("--test-size", type=int, default=500, help="test sentence pairs")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+    parser.add_argument("--seed", type=int, default=1, help="toy data seed (also fairseq's --seed)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline in seconds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train_size, args.test_size, args.epochs, args.max_len, args.vocab_size = 200, 16, 1, 8, 20
+    unknown = [t for t in args.types.split(",") if t not in ARCH_BY_TYPE]
+    if unknown:
+        parser.error(f"--types: unknown attention type {unknown[0]!r}; allowed: {', '.join(ARCH_BY_TYPE)}")
+    return args
+
+
+def toy_flags(args):
+    return ["--task", "toy_translation", "--toy-rule", args.rule, "--toy-vocab-size", args.vocab_size,
+            "--toy-min-len", args.min_len, "--toy-max-len", args.max_len, "--toy-train-size", args.train_size,
+            "--toy-valid-size", max(args.test_size // 2, 8), "--toy-test-size", args.test_size,
+            "--toy-seed", args.seed]
+
+
+def run(tool, flags, log_path, echo_prefix=None):
+    """Run a fairseq console script, keep its whole log, echo its epoch summaries as progress."""
+    command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in process.stdout:
+            log.write(line)
+            if echo_prefix and ("| train |" in line or "| valid |" in line):
+                print(f"  [{echo_prefix}] {line.split('| INFO | ')[-1].strip()}", flush=True)
+        if process.wait() != 0:
+            sys.exit(f"error: {tool} failed (exit {process.returncode}); see {log_path}")
+    return Path(log_path).read_text()
+
+
+def train(attention_type, args, out_dir):
+    save_dir = out_dir / "checkpoints" / attention_type
+    flags = [*toy_flags(args), "--user-dir", USER_DIR, "--arch", ARCH_BY_TYPE[attention_type], "--cpu",
+             "--optimizer", "adam", "--lr", "0.003", "--clip-norm", "1.0", "--dropout", "0.0",
+             "--max-tokens", "4000", "--max-epoch", args.epochs, "--seed", args.seed, "--save-dir", save_dir,
+             "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "1000"]
+    start = time.time()
+    log = run("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
+    params = int(log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
+    return save_dir / "checkpoint_last.pt", round(time.time() - start, 1), params
+
+
+def generate(attention_type, checkpoint, args, out_dir):
+    flags = [*toy_flags(args), "--user-dir", USER_DIR, "--path", checkpoint, "--gen-subset", "test", "--cpu",
+             "--beam", "5", "--batch-size", "64"]
+    if attention_type != "none":
+        flags += ["--print-alignment", "soft"]
+    return parse_generate_output(run("fairseq-generate", flags, out_dir / f"generate_{attention_type}.txt"))
+
+
+def evaluate(attention_type, translations, out_dir):
+    hypotheses = [t.hypothesis for t in translations]
+    references = [t.reference for t in translations]
+    hyp_file, ref_file = out_dir / f"hyp_{attention_type}.txt", out_dir / f"ref_{attention_type}.txt"
+    hyp_file.write_text("".join(h + "\n" for h in hypotheses))
+    ref_file.write_text("".join(r + "\n" for r in references))
+    sacre = sacrebleu_score(hypotheses, references)
+    return {
+        "bleu": fairseq_score(hyp_file, ref_file),
+        "sacrebleu": sacre["score"],
+        "sacrebleu_signature": sacre["signature"],
+        "exact_match": round(exact_match(hypotheses, references), 4),
+    }
+
+
+def bleu_by_length(translations):
+    scores = {}
+    for low, high in LENGTH_BUCKETS:
+        bucket = [t for t in translations if low <= len(t.source.split()) <= high]
+        if bucket:
+            scores[f"{low}-{high}"] = sacrebleu_score([t.hypothesis for t in bucket],
+                                                      [t.reference for t in bucket])["score"]
+    return scores
+
+
+def pick_example(translations):
+    """The same test sentence for every type: the longest one among the first 50."""
+    return max(translations[:50], key=lambda t: (len(t.source.split()), -t.id)).id
+
+
+def plot_attention(attention_type, translation, path):
+    figure, axes = plt.subplots(figsize=(7, 6))
+    source = translation.source.split() + ["</s>"]
+    target = translation.hypothesis.split() + ["</s>"]
+    if translation.soft_alignment is None:
+        axes.text(0.5, 0.5, "no attention:\nthe decoder sees only the\nfinal encoder state",
+                  ha="center", va="center", fontsize=14)
+        axes.set_axis_off()
+    else:
+        image = axes.imshow(translation.soft_alignment, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+        axes.set_xticks(range(len(source)), source, rotation=90, fontsize=7)
+        axes.set_yticks(range(len(target)), target, fontsize=7)
+        axes.set_xlabel("source")
+        axes.set_ylabel("output")
+        figure.colorbar(image, ax=axes, fraction=0.04)
+    axes.set_title(f"attention: {attention_type} (test sentence {translation.id})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_bleu_by_length(by_length, path):
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for attention_type, scores in by_length.items():
+        axes.plot(list(scores), list(scores.values()), marker="o", label=attention_type)
+    axes.set_xlabel("source length (words)")
+    axes.set_ylabel("sacreBLEU")
+    axes.set_ylim(0, 102)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    axes.set_title("BLEU by source length")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(results, by_length, args, out_dir):
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"# Toy `{args.rule}` task: attention types compared", "",
+             f"Options: vocab {args.vocab_size}, lengths {args.min_len}-{args.max_len}, train {args.train_size}, "
+             f"test {args.test_size}, {args.epochs} epochs, beam 5.", "",
+             "| type | params | train seconds | BLEU (fairseq-score) | sacreBLEU | exact match |",
+             "|---|---|---|---|---|---|"]
+    for attention_type, r in results.items():
+        lines.append(f"| {attention_type} | {r['params']:,} | {r['train_seconds']} | {r['bleu']:.2f} | "
+                     f"{r['sacrebleu']:.2f} | {100 * r['exact_match']:.1f}% |")
+    buckets = sorted({b for scores in by_length.values() for b in scores}, key=lambda b: int(b.split("-")[0]))
+    lines += ["", "sacreBLEU by source length:", "", "| type | " + " | ".join(buckets) + " |",
+              "|---|" + "---|" * len(buckets)]
+    for attention_type, scores in by_length.items():
+        lines.append(f"| {attention_type} | " + " | ".join(f"{scores.get(b, float('nan')):.1f}" for b in buckets)
+                     + " |")
+    signature = next(iter(results.values()))["sacrebleu_signature"]
+    lines += ["", f"sacreBLEU signature: `{signature}`", ""]
+    (out_dir / "results.md").write_text("\n".join(lines))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results, by_length, generated = {}, {}, {}
+    for attention_type in args.types.split(","):
+        print(f"== {attention_type}: training {ARCH_BY_TYPE[attention_type]} for {args.epochs} epoch(s)", flush=True)
+        checkpoint, seconds, params = train(attention_type, args, out_dir)
+        print(f"== {attention_type}: generating the test split with beam 5", flush=True)
+        translations = generate(attention_type, checkpoint, args, out_dir)
+        scores = evaluate(attention_type, translations, out_dir)
+        results[attention_type] = {**scores, "params": params, "train_seconds": seconds}
+        by_length[attention_type] = bleu_by_length(translations)
+        generated[attention_type] = translations
+        print(f"== {attention_type}: BLEU {scores['bleu']:.2f}  sacreBLEU {scores['sacrebleu']:.2f}  "
+              f"exact match {100 * scores['exact_match']:.1f}%  ({seconds}s training)", flush=True)
+    example_id = pick_example(next(iter(generated.values())))
+    for attention_type, translations in generated.items():
+        example = next(t for t in translations if t.id == example_id)
+        plot_attention(attention_type, example, out_dir / f"attention_{attention_type}.png")
+    plot_bleu_by_length(by_length, out_dir / "bleu_by_length.png")
+    write_report(results, by_length, args, out_dir)
+    print(f"sacreBLEU signature: {next(iter(results.values()))['sacrebleu_signature']}")
+    print((out_dir / "results.md").read_text())
+    print(f"wrote {out_dir}/results.md, results.json, attention_<type>.png, bleu_by_length.png")
+
+
+if __name__ == "__main__":
+    main()
