@@ -24,6 +24,10 @@ register_checkpoint_safe_globals()
 keep_last_partial_batch()
 fix_diverse_beam_search_batches()
 
+from .safety import install_guards  # noqa: E402
+
+install_guards()
+
 from . import model, toy_task  # noqa: E402,F401  (run the @register_* decorators)
 from .model import GRUAttnModel  # noqa: E402,F401
 

@@ -10,6 +10,7 @@ from fairseq.modules import FairseqDropout
 from torch import Tensor
 
 from .attention import Attention
+from .precision import cpu_bf16_autocast
 
 State = Dict[str, Optional[Tensor]]
 
@@ -50,6 +51,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
         teacher_forcing_min: float = 1.0,
         teacher_forcing_decay_updates: int = 0,
         max_target_positions: int = 1024,
+        cpu_bf16: bool = False,
     ):
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
@@ -88,6 +90,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
         self.teacher_forcing_decay_updates = teacher_forcing_decay_updates
         self.num_updates = 0
         self.max_target_positions = max_target_positions
+        self.cpu_bf16 = cpu_bf16
         #: tests set this to run the step-by-step loop where the whole-target path would apply
         self.force_step_loop = False
 
@@ -101,6 +104,13 @@ class GRUDecoder(FairseqIncrementalDecoder):
         features_only: bool = False,
         **kwargs,
     ):
+        with cpu_bf16_autocast(self.cpu_bf16):
+            output, extra = self._decode(prev_output_tokens, encoder_out, incremental_state, features_only)
+        attn = extra["attn"][0]
+        # the criterion and the generators always see fp32
+        return output.float(), {"attn": [attn.float() if attn is not None else None]}
+
+    def _decode(self, prev_output_tokens, encoder_out, incremental_state, features_only):
         p_gold = self.current_teacher_forcing()
         if self.training and incremental_state is None and self._teacher_forcing_configured():
             metrics.log_scalar("teacher_forcing", p_gold, round=3)
@@ -116,7 +126,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
         cached = self._get_cached_state(incremental_state)
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]  # only the newest token is new
-        embedded = self.dropout_in_module(self.embed_tokens(prev_output_tokens))  # (B, T, E)
+        embedded = self._embed(prev_output_tokens)  # (B, T, E)
         state = cached if cached is not None else self._initial_state(encoder_out, embedded)
         memory = self._memory(encoder_out, state)
 
@@ -134,6 +144,10 @@ class GRUDecoder(FairseqIncrementalDecoder):
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, "gru_state", state)
         return features, attn
+
+    def _embed(self, tokens: Tensor) -> Tensor:
+        embedded = self.dropout_in_module(self.embed_tokens(tokens))  # (B, T, E)
+        return embedded.to(torch.bfloat16) if self.cpu_bf16 else embedded  # GRUs follow their input's dtype
 
     def output_layer(self, features: Tensor) -> Tensor:
         if self.share_input_output_embed:
@@ -169,7 +183,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
     def _forward_with_sampling(self, prev_output_tokens: Tensor, encoder_out, p_gold: float) -> Tuple[Tensor, Tensor]:
         """Training with scheduled sampling: each sentence, each step, feeds gold with probability ``p_gold``."""
         batch_size, tgt_len = prev_output_tokens.shape
-        embedded_first = self.embed_tokens(prev_output_tokens[:, :1])  # (B, 1, E)
+        embedded_first = self._embed(prev_output_tokens[:, :1])  # (B, 1, E)
         state = self._initial_state(encoder_out, embedded_first)
         memory = self._memory(encoder_out, state)
         step_logits, step_attn = [], []
@@ -179,7 +193,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
                 feed_gold = torch.rand(batch_size, 1, device=tokens.device) < p_gold  # (B, 1)
                 predicted = step_logits[-1].argmax(dim=-1)  # (B, 1)
                 tokens = torch.where(feed_gold, prev_output_tokens[:, t : t + 1], predicted)  # (B, 1)
-            embedded = self.dropout_in_module(self.embed_tokens(tokens))  # (B, 1, E)
+            embedded = self._embed(tokens)  # (B, 1, E)
             features, attn, state = self._step(embedded, state, memory)
             step_logits.append(self.output_layer(features))  # (B, 1, V)
             step_attn.append(attn)

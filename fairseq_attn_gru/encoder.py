@@ -7,6 +7,8 @@ from fairseq.models import FairseqEncoder
 from fairseq.modules import FairseqDropout
 from torch import Tensor
 
+from .precision import cpu_bf16_autocast
+
 
 class GRUEncoder(FairseqEncoder):
     """Embeds the source and runs a (bi)GRU over it.
@@ -28,6 +30,7 @@ class GRUEncoder(FairseqEncoder):
         dropout_out: float,
         output_proj_dim: int = 0,
         max_source_positions: int = 1024,
+        cpu_bf16: bool = False,
     ):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
@@ -52,8 +55,13 @@ class GRUEncoder(FairseqEncoder):
         #: size of the final-state summary handed to the decoder's bridge
         self.final_dim = rnn_output_dim
         self.max_source_positions = max_source_positions
+        self.cpu_bf16 = cpu_bf16
 
     def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **kwargs):
+        with cpu_bf16_autocast(self.cpu_bf16):
+            return self._encode(src_tokens)
+
+    def _encode(self, src_tokens: Tensor):
         batch_size, src_len = src_tokens.shape
         encoder_padding_mask = src_tokens.eq(self.padding_idx)  # (B, S)
         lengths = src_len - encoder_padding_mask.sum(dim=1)  # (B,)
@@ -67,6 +75,8 @@ class GRUEncoder(FairseqEncoder):
             tokens = src_tokens
 
         x = self.dropout_in_module(self.embed_tokens(tokens))  # (B, S, E)
+        if self.cpu_bf16:
+            x = x.to(torch.bfloat16)  # the GRU follows its input's dtype under autocast
         if has_padding:
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_outs, final_hiddens = self.rnn(packed)  # final: (L * D, B, H)

@@ -21,11 +21,11 @@ def config_error(flag: str, value, allowed: str) -> UserError:
     return UserError(f"{flag}={value!r} is not allowed: {allowed}")
 
 
-def _find_user_error(exc):
-    """The UserError behind ``exc``, following fairseq/hydra's wrapping (``raise X from err``)."""
+def _find_in_chain(exc, kind):
+    """The ``kind`` exception behind ``exc``, following fairseq/hydra's wrapping (``raise X from err``)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, UserError):
+        if isinstance(exc, kind):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
@@ -33,10 +33,18 @@ def _find_user_error(exc):
 
 
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
-    user_error = _find_user_error(exc)
+    user_error = _find_in_chain(exc, UserError)
+    diverged = _find_in_chain(exc, FloatingPointError)
+    if user_error is None and diverged is not None:
+        # fairseq's trainer raises this on NaN/inf loss or gradients (its NanDetector may then fail on top of it)
+        user_error = UserError(
+            f"training diverged: {diverged} (NaN/inf loss or gradients); checkpoint_last/best are the last good "
+            "ones (fairseq wrote the diverged state to crash.pt); try a lower --lr or --clip-norm"
+        )
     if user_error is None:
         _previous(exc_type, exc, tb)
         return
+    sys.stdout.flush()
     print(f"error: {user_error}", file=sys.stderr)
     sys.stderr.flush()
     # sys.exit does not work from inside an excepthook

@@ -88,6 +88,13 @@ class GRUAttnConfig(FairseqDataclass):
     teacher_forcing_decay_updates: int = field(
         default=0, metadata={"help": "number of updates over which teacher forcing falls to --teacher-forcing-min"}
     )
+    cpu_bf16: bool = field(
+        default=False,
+        metadata={
+            "help": "CPU only: run matmuls and GRUs in bfloat16 under torch.autocast; weights, optimizer state, "
+            "logits and loss stay fp32 (fairseq's --bf16 does not work on CPU)"
+        },
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "longest source the model accepts"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target the model produces"})
 
@@ -219,6 +226,7 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
             dropout_out=cfg.encoder_dropout_out,
             output_proj_dim=cfg.decoder_hidden_size if cfg.encoder_proj and attention_type != "none" else 0,
             max_source_positions=cfg.max_source_positions,
+            cpu_bf16=cfg.cpu_bf16,
         )
         attention = build_attention(attention_type, cfg.decoder_hidden_size, encoder.output_dim)
         decoder = GRUDecoder(
@@ -239,6 +247,7 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
             teacher_forcing_min=cfg.teacher_forcing_min,
             teacher_forcing_decay_updates=cfg.teacher_forcing_decay_updates,
             max_target_positions=cfg.max_target_positions,
+            cpu_bf16=cfg.cpu_bf16,
         )
         return cls(encoder, decoder)
 

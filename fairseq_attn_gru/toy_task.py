@@ -1,6 +1,5 @@
 """``--task toy_translation``: seeded toy parallel data generated in memory; no data files."""
 import logging
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +26,10 @@ class ToyTranslationConfig(FairseqDataclass):
     toy_valid_size: int = field(default=500, metadata={"help": "validation sentence pairs"})
     toy_test_size: int = field(default=500, metadata={"help": "test sentence pairs"})
     toy_seed: int = field(default=1, metadata={"help": "seed for the data and the translate rule's lexicon/order"})
-    left_pad_source: bool = field(default=True, metadata={"help": "pad source on the left (fairseq's default)"})
+    left_pad_source: bool = field(
+        default=True,
+        metadata={"help": "sources are left-padded, fairseq's default; like fairseq's flag, giving it turns that off"},
+    )
     max_source_positions: int = field(default=256, metadata={"help": "longest source accepted, in tokens"})
     max_target_positions: int = field(default=256, metadata={"help": "longest target accepted, in tokens"})
 
@@ -109,27 +111,6 @@ class ToyTranslationTask(FairseqTask):
             left_pad_source=self.cfg.left_pad_source,
             constraints=constraints,
         )
-
-    def get_interactive_tokens_and_lengths(self, lines, encode_fn):
-        """fairseq-interactive input: empty or over-long lines get a message on stderr and are skipped."""
-        tokens = []
-        for line in lines:
-            encoded = self.source_dictionary.encode_line(encode_fn(line), add_if_not_exist=False).long()
-            if encoded.numel() <= 1:
-                print("| skipped: empty line, nothing to translate", file=sys.stderr)
-                continue
-            if encoded.numel() > self.cfg.max_source_positions:
-                print(
-                    f"| skipped: line of {encoded.numel()} tokens is longer than "
-                    f"--max-source-positions={self.cfg.max_source_positions}",
-                    file=sys.stderr,
-                )
-                continue
-            unknown = int(encoded.eq(self.source_dictionary.unk()).sum())
-            if unknown:
-                print(f"| note: {unknown} unknown word(s) read as <unk>", file=sys.stderr)
-            tokens.append(encoded)
-        return tokens, [t.numel() for t in tokens]
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)

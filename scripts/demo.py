@@ -30,6 +30,7 @@ from fairseq_attn_gru.evaluation import (  # noqa: E402
 
 USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
 ARCH_BY_TYPE = {"none": "gru_seq2seq", "dot": "gru_attn_dot", "general": "gru_attn_general", "concat": "gru_attn_concat"}
+MAX_TOKENS = 2000
 LENGTH_BUCKETS = [(3, 8), (9, 14), (15, 20), (21, 26), (27, 32), (33, 40)]
 
 
@@ -76,12 +77,20 @@ def run(tool, flags, log_path, echo_prefix=None):
     return Path(log_path).read_text()
 
 
+def estimated_updates(args, max_tokens=MAX_TOKENS):
+    """Updates in the whole run, for the learning-rate decay: target tokens / tokens per batch (~90% full)."""
+    tokens_per_epoch = args.train_size * ((args.min_len + args.max_len) / 2 + 1)
+    return max(int(args.epochs * tokens_per_epoch / (0.9 * max_tokens)), 1)
+
+
 def train(attention_type, args, out_dir):
     save_dir = out_dir / "checkpoints" / attention_type
     flags = [*toy_flags(args), "--user-dir", USER_DIR, "--arch", ARCH_BY_TYPE[attention_type], "--cpu",
-             "--optimizer", "adam", "--lr", "0.003", "--clip-norm", "1.0", "--dropout", "0.0",
-             "--max-tokens", "4000", "--max-epoch", args.epochs, "--seed", args.seed, "--save-dir", save_dir,
-             "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "1000"]
+             "--optimizer", "adam", "--lr", "0.004", "--clip-norm", "5", "--dropout", "0.0",
+             "--lr-scheduler", "polynomial_decay", "--total-num-update", estimated_updates(args),
+             "--end-learning-rate", "0.0001", "--max-tokens", MAX_TOKENS, "--max-epoch", args.epochs,
+             "--seed", args.seed, "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple",
+             "--log-interval", "1000"]
     start = time.time()
     log = run("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
     params = int(log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))

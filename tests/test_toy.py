@@ -125,7 +125,7 @@ def test_interactive_on_the_toy_task(reverse_model):
     hypotheses = re.findall(r"^H-\d+\t\S+\t(.*)$", result.stdout, flags=re.M)
     assert hypotheses[0] == "w4 w3 w2 w1" and hypotheses[-1] == "w9 w8 w7"
     assert len(hypotheses) == 3
-    assert "skipped: empty line" in result.stderr
+    assert "skipped: input line 2 is empty" in result.stderr
     assert "longer than --max-source-positions=256" in result.stderr
     assert "1 unknown word(s) read as <unk>" in result.stderr
 

@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""`make bench`: fairseq's `lstm` against `gru_attn` (none/dot/general/concat, and dot in bf16), side by side.
+
+All models get the same dimensions (embeddings 256, hidden 512, 2-layer bidirectional encoder, 2-layer decoder,
+decoder-out-embed 256), the same data (toy `translate`, 1000-word vocabulary), the same --max-tokens and Adam.
+Each measurement runs in its own subprocess (so peak RSS is per model); the models are interleaved and the whole
+round repeated, and the median is reported, so machine noise hits all alike.
+
+Measured per model: parameters; training target tokens/s (forward + backward + Adam step, after warm-up);
+beam-5 and greedy sentences/s through fairseq's SequenceGenerator; peak RSS; FLOP utilisation = model FLOP/s in
+training / the matmul peak of the dtype in use, both measured by this run.
+
+FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
+2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
+two matrix products per forward one).
+
+    python benchmarks/bench.py [--out-dir bench_out] [--repeats 3] [--steps 8]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+import torch
+
+DIMS = dict(embed=256, hidden=512, layers=2, out_embed=256, vocab=1000)
+MAX_TOKENS = 4000
+MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "dot_bf16"]
+TOY = dict(toy_rule="translate", toy_vocab_size=DIMS["vocab"], toy_min_len=5, toy_max_len=35, toy_train_size=3000,
+           toy_valid_size=10, toy_test_size=200, toy_seed=1)
+
+
+def model_args(name):
+    """Command-line-equivalent options of each benchmarked model."""
+    d = DIMS
+    if name == "fairseq_lstm":
+        return Namespace(arch="lstm", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
+                         encoder_layers=d["layers"], encoder_bidirectional=True, decoder_embed_dim=d["embed"],
+                         decoder_hidden_size=d["hidden"], decoder_layers=d["layers"],
+                         decoder_out_embed_dim=d["out_embed"], dropout=0.1)
+    attention = name.replace("_bf16", "")
+    return Namespace(arch="gru_attn", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
+                     encoder_layers=d["layers"], encoder_bidirectional=True, decoder_embed_dim=d["embed"],
+                     decoder_hidden_size=d["hidden"], decoder_layers=d["layers"], decoder_out_embed_dim=d["out_embed"],
+                     attention_type=attention, encoder_proj=attention == "dot", dropout=0.1,
+                     cpu_bf16=name.endswith("_bf16"))
+
+
+def count_flops(name, src_lengths, tgt_lengths):
+    """Forward FLOPs of one batch, from layer shapes (matrix products only)."""
+    d = DIMS
+    E, H, L, O, V = d["embed"], d["hidden"], d["layers"], d["out_embed"], d["vocab"]
+    S_tokens, T_tokens = sum(src_lengths), sum(tgt_lengths)
+    S_padded = max(src_lengths)
+    pairs = sum(t * S_padded for t in tgt_lengths)  # (target step, source position) pairs scored
+    C = 2 * H  # bidirectional encoder output
+    gates = 4 if name == "fairseq_lstm" else 3
+    encoder = sum(2 * 2 * gates * H * ((E if layer == 0 else C) + H) for layer in range(L)) * S_tokens
+    if name == "fairseq_lstm":
+        decoder = sum(2 * 4 * H * ((E + H if layer == 0 else H) + H) for layer in range(L)) * T_tokens
+        attention = (2 * H * C + 2 * (C + H) * H) * T_tokens + 2 * 2 * C * pairs
+        output = (2 * H * O + 2 * O * V) * T_tokens
+        bridge = 0
+    else:
+        attention_type = name.replace("_bf16", "")
+        decoder = sum(2 * 3 * H * ((E if layer == 0 else H) + H) for layer in range(L)) * T_tokens
+        if attention_type == "none":
+            attention, context = 0, 0
+        else:
+            context = C if attention_type != "dot" else H
+            keys = {"dot": 2 * C * H, "general": 2 * C * H, "concat": 2 * C * H}[attention_type] * S_tokens
+            per_pair = 2 * H + 2 * context if attention_type != "concat" else 2 * H + 2 * context
+            queries = 2 * H * H * T_tokens if attention_type == "concat" else 0
+            attention = keys + queries + per_pair * pairs
+        output = (2 * (H + context) * O + 2 * O * V) * T_tokens
+        bridge = 2 * C * L * H * len(src_lengths)
+    return encoder + decoder + attention + output + bridge
+
+
+def matmul_gflops(dtype, size=2048, repeats=5):
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        timings.append(time.perf_counter() - start)
+    return 2 * size**3 / min(timings) / 1e9
+
+
+def build(name):
+    import fairseq_attn_gru  # noqa: F401
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+    from fairseq_attn_gru.toy_task import ToyTranslationConfig, ToyTranslationTask
+
+    task = ToyTranslationTask.setup_task(ToyTranslationConfig(**TOY))
+    args = model_args(name)
+    ARCH_CONFIG_REGISTRY[args.arch](args)
+    model = ARCH_MODEL_REGISTRY[args.arch].build_model(args, task)
+    return task, model
+
+
+def batches(task, split):
+    task.load_dataset(split)
+    dataset = task.dataset(split)
+    iterator = task.get_batch_iterator(dataset, max_tokens=MAX_TOKENS, seed=1, required_batch_size_multiple=1)
+    return list(iterator.next_epoch_itr(shuffle=False))
+
+
+def worker(name, steps, out_path):
+    """One measurement of one model; writes a json line."""
+    torch.manual_seed(1)
+    task, model = build(name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_batches = batches(task, "train")
+    model.train()
+
+    def train_step(sample):
+        net_output = model(**sample["net_input"])
+        lprobs = model.get_normalized_probs(net_output, log_probs=True).view(-1, len(task.target_dictionary))
+        loss = torch.nn.functional.nll_loss(lprobs, sample["target"].view(-1), ignore_index=task.target_dictionary.pad(),
+                                            reduction="sum")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for sample in train_batches[:2]:  # warm-up
+        train_step(sample)
+    tokens = flops = 0
+    start = time.perf_counter()
+    for sample in train_batches[2 : 2 + steps]:
+        train_step(sample)
+        tokens += sample["ntokens"]
+        src_lengths = sample["net_input"]["src_lengths"].tolist()
+        tgt_lengths = sample["target"].ne(task.target_dictionary.pad()).sum(1).tolist()
+        flops += 3 * count_flops(name, src_lengths, tgt_lengths)
+    train_seconds = time.perf_counter() - start
+
+    from fairseq.sequence_generator import SequenceGenerator
+
+    model.eval()
+    test = batches(task, "test")
+    speeds = {}
+    for beam in (5, 1):
+        generator = SequenceGenerator([model], task.target_dictionary, beam_size=beam, max_len_b=60)
+        sentences = 0
+        start = time.perf_counter()
+        with torch.no_grad():
+            for sample in test:
+                generator.generate([model], sample)
+                sentences += sample["nsentences"]
+        speeds[beam] = sentences / (time.perf_counter() - start)
+    result = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_tok_s": tokens / train_seconds,
+        "train_flops_s": flops / train_seconds,
+        "beam5_sent_s": speeds[5],
+        "beam1_sent_s": speeds[1],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    Path(out_path).write_text(json.dumps(result))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", default="bench_out")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per measurement")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], args.steps, args.worker[1])
+        return
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models = args.models.split(",")
+    peaks = {"fp32": [], "bf16": []}
+    runs = {name: [] for name in models}
+    for round_index in range(args.repeats):
+        peaks["fp32"].append(matmul_gflops(torch.float32))
+        peaks["bf16"].append(matmul_gflops(torch.bfloat16))
+        for name in models:
+            out = out_dir / f".{name}.json"
+            print(f"round {round_index + 1}/{args.repeats}: {name} ...", flush=True)
+            subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--worker", name, str(out)],
+                           check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+                           stderr=subprocess.DEVNULL)
+            runs[name].append(json.loads(out.read_text()))
+            out.unlink()
+
+    sgemm, bf16_gemm = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
+    results = {"sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
+    for name, measurements in runs.items():
+        median = {key: statistics.median(m[key] for m in measurements) for key in measurements[0]}
+        peak = bf16_gemm if name.endswith("_bf16") else sgemm
+        results["models"][name] = {
+            "params": int(median["params"]),
+            "train_tok_s": round(median["train_tok_s"], 1),
+            "utilization": round(median["train_flops_s"] / 1e9 / peak, 3),
+            "beam5_sent_s": round(median["beam5_sent_s"], 2),
+            "beam1_sent_s": round(median["beam1_sent_s"], 2),
+            "peak_rss_mb": round(median["peak_rss_mb"], 1),
+        }
+    lstm = results["models"].get("fairseq_lstm")
+    for name, r in results["models"].items():
+        if lstm:
+            r["train_ratio_vs_lstm"] = round(r["train_tok_s"] / lstm["train_tok_s"], 2)
+            r["beam5_ratio_vs_lstm"] = round(r["beam5_sent_s"] / lstm["beam5_sent_s"], 2)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nmatmul peak: fp32 {sgemm:.0f} GFLOP/s, bf16 {bf16_gemm:.0f} GFLOP/s (torch.mm 2048²)")
+    print(f"{'model':<14}{'params':>11}{'train tok/s':>13}{'vs lstm':>9}{'util':>7}{'beam5 s/s':>11}{'vs lstm':>9}"
+          f"{'greedy s/s':>12}{'RSS MB':>9}")
+    for name, r in results["models"].items():
+        print(f"{name:<14}{r['params']:>11,}{r['train_tok_s']:>13.0f}{r.get('train_ratio_vs_lstm', 1):>9.2f}"
+              f"{100 * r['utilization']:>6.0f}%{r['beam5_sent_s']:>11.1f}{r.get('beam5_ratio_vs_lstm', 1):>9.2f}"
+              f"{r['beam1_sent_s']:>12.1f}{r['peak_rss_mb']:>9.0f}")
+    print(f"wrote {out_dir / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
