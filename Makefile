@@ -35,3 +35,18 @@ test: $(STAMP)
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache
+
+# Multi30k German->English (scripts/multi30k/): DATA=/path/to/multi30k holds the raw .de/.en files of train, val,
+# test_2016_flickr and test_2017_flickr; trains 60 min on CPU, writes results/multi30k.json + multi30k_attention.png.
+.PHONY: multi30k multi30k-eval
+PREP ?= multi30k_work/prep
+
+multi30k: $(STAMP)
+	@test -n "$(DATA)" || { echo "error: DATA is not set: make multi30k DATA=/path/to/multi30k" >&2; exit 2; }
+	$(PY) scripts/multi30k/run.py --data $(DATA) --work multi30k_work
+
+# Score any checkpoint on raw text: make multi30k-eval CKPT=multi30k_work/main/checkpoint_best.pt SRC=x.de REF=x.en
+multi30k-eval: $(STAMP)
+	@test -n "$(CKPT)" -a -n "$(SRC)" -a -n "$(REF)" || \
+		{ echo "error: set CKPT, SRC and REF: make multi30k-eval CKPT=... SRC=x.de REF=x.en [PREP=...]" >&2; exit 2; }
+	$(PY) scripts/multi30k/evaluate.py --prep $(PREP) --checkpoint $(CKPT) --src $(SRC) --ref $(REF)

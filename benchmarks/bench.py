@@ -31,6 +31,7 @@ import torch
 
 DIMS = dict(embed=256, hidden=512, layers=2, out_embed=256, vocab=1000)
 MAX_TOKENS = 4000
+GENERATED_LENGTH = 30  # target tokens per generated sentence
 MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "dot_bf16"]
 TOY = dict(toy_rule="translate", toy_vocab_size=DIMS["vocab"], toy_min_len=5, toy_max_len=35, toy_train_size=3000,
            toy_valid_size=10, toy_test_size=200, toy_seed=1)
@@ -43,7 +44,8 @@ def model_args(name):
         return Namespace(arch="lstm", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
                          encoder_layers=d["layers"], encoder_bidirectional=True, decoder_embed_dim=d["embed"],
                          decoder_hidden_size=d["hidden"], decoder_layers=d["layers"],
-                         decoder_out_embed_dim=d["out_embed"], dropout=0.1)
+                         decoder_out_embed_dim=d["out_embed"], dropout=0.1,
+                         criterion="cross_entropy")
     attention = name.replace("_bf16", "")
     return Namespace(arch="gru_attn", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
                      encoder_layers=d["layers"], encoder_bidirectional=True, decoder_embed_dim=d["embed"],
@@ -113,10 +115,12 @@ def batches(task, split):
     return list(iterator.next_epoch_itr(shuffle=False))
 
 
-def worker(name, steps, out_path):
-    """One measurement of one model; writes a json line."""
+def worker(name, steps, out_path, force_step_loop=False):
+    """One measurement of one model; writes a json line. ``force_step_loop``: see benchmarks/ablation.py."""
     torch.manual_seed(1)
     task, model = build(name)
+    if force_step_loop:
+        model.decoder.force_step_loop = True
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_batches = batches(task, "train")
     model.train()
@@ -148,7 +152,10 @@ def worker(name, steps, out_path):
     test = batches(task, "test")
     speeds = {}
     for beam in (5, 1):
-        generator = SequenceGenerator([model], task.target_dictionary, beam_size=beam, max_len_b=60)
+        # eos is banned before step 30 and forced at it: every model decodes exactly the same number of steps
+        # (untrained models would otherwise stop at random points, and the comparison would measure that)
+        generator = SequenceGenerator([model], task.target_dictionary, beam_size=beam, max_len_a=0,
+                                      max_len_b=GENERATED_LENGTH, min_len=GENERATED_LENGTH)
         sentences = 0
         start = time.perf_counter()
         with torch.no_grad():

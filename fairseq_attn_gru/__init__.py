@@ -30,5 +30,8 @@ install_guards()
 
 from . import model, toy_task  # noqa: E402,F401  (run the @register_* decorators)
 from .model import GRUAttnModel  # noqa: E402,F401
+from .beam_stopping import install_patient_stopping  # noqa: E402
+
+install_patient_stopping()
 
 __all__ = ["GRUAttnModel", "UserError"]

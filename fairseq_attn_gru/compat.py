@@ -1,16 +1,28 @@
 """Checkpoint loading on PyTorch >= 2.6, where ``torch.load`` defaults to ``weights_only=True``.
 
 fairseq checkpoints hold, besides tensors and plain containers, an ``argparse.Namespace`` (the
-legacy ``args`` entry) and, from fairseq's own training loop, a few plain value types. We allow
-exactly those through ``torch.serialization.add_safe_globals``; everything else stays refused,
-so a checkpoint carrying any other object fails to load instead of running code.
+legacy ``args`` entry) and, when trained with ``--eval-bleu``, numpy int64/float64 arrays (the BLEU
+n-gram counts kept in the metrics' state). We allow exactly those through
+``torch.serialization.add_safe_globals``: an ndarray rebuilt from these globals can only hold plain
+numbers (object arrays need globals that stay refused). Everything else stays refused, so a checkpoint
+carrying any other object fails to load instead of running code.
 """
 import argparse
 
+import numpy as np
 import torch
 
+_numpy_core = getattr(np, "_core", None) or np.core  # numpy 2.x / 1.x
+
 #: the only non-tensor classes found in fairseq-written checkpoints (see tests/test_checkpoints.py)
-CHECKPOINT_SAFE_GLOBALS = [argparse.Namespace]
+CHECKPOINT_SAFE_GLOBALS = [
+    argparse.Namespace,
+    _numpy_core.multiarray._reconstruct,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.int64)),
+    type(np.dtype(np.float64)),
+]
 
 
 def register_checkpoint_safe_globals() -> None:

@@ -10,6 +10,7 @@ from fairseq.modules import FairseqDropout
 from torch import Tensor
 
 from .attention import Attention
+from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
 
 State = Dict[str, Optional[Tensor]]
@@ -158,8 +159,12 @@ class GRUDecoder(FairseqIncrementalDecoder):
         state = self._get_cached_state(incremental_state)
         if state is None:
             return
+        source_row = state.get("source_row")
+        # keys are per source sentence: a reorder among one sentence's beams leaves them as they are
+        keep_keys = source_row is not None and same_sentences(source_row, new_order)
         reordered = {
-            name: None if value is None else value.index_select(1 if name == "hidden" else 0, new_order)
+            name: value if value is None or (keep_keys and name in ("keys", "source_row"))
+            else value.index_select(1 if name == "hidden" else 0, new_order)
             for name, value in state.items()
         }
         self.set_incremental_state(incremental_state, "gru_state", reordered)
@@ -219,6 +224,8 @@ class GRUDecoder(FairseqIncrementalDecoder):
             state["input_feed"] = embedded.new_zeros(batch_size, 1, self.output_proj.out_features)  # (B, 1, O)
         if self.attention is not None and self.attention.projects_keys:
             state["keys"] = self.attention.project_keys(encoder_out["encoder_out"][0])  # (B, S, A), once per sentence
+            if "source_row" in encoder_out:
+                state["source_row"] = encoder_out["source_row"][0]  # (B,)
         return state
 
     def _memory(self, encoder_out, state: State):

@@ -151,6 +151,27 @@ def _guard_data_paths():
         TranslationTask.setup_task = wrapped
 
 
+# -- generation -----------------------------------------------------------------------------------
+
+
+def _guard_alignment_without_attention():
+    """``--print-alignment`` on a model without attention: one line instead of a crash mid-generation."""
+    from fairseq.sequence_generator import SequenceGeneratorWithAlignment
+
+    def make_wrapper(original):
+        @functools.wraps(original)
+        def __init__(self, models, *args, **kwargs):
+            for model in models:
+                if getattr(getattr(model, "decoder", None), "attention", "n/a") is None:
+                    raise UserError("--print-alignment needs attention, but this model was trained with "
+                                    "--attention-type none; drop --print-alignment")
+            original(self, models, *args, **kwargs)
+
+        return __init__
+
+    _once(SequenceGeneratorWithAlignment, "__init__", make_wrapper)
+
+
 # -- fairseq-interactive --------------------------------------------------------------------------
 
 
@@ -213,4 +234,5 @@ def install_guards() -> None:
     _guard_checkpoint_loading()
     _guard_checkpoint_saving()
     _guard_data_paths()
+    _guard_alignment_without_attention()
     _guard_interactive()

@@ -10,8 +10,6 @@ and writes to --out-dir: results.md, results.json, attention_<type>.png, bleu_by
 """
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,10 +19,10 @@ matplotlib.use("Agg")  # no window needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fairseq_attn_gru.evaluation import (  # noqa: E402
-    FAIRSEQ_BIN,
     exact_match,
     fairseq_score,
     parse_generate_output,
+    run_tool,
     sacrebleu_score,
 )
 
@@ -44,8 +42,11 @@ def parse_args(argv=None):
     parser.add_argument("--max-len", type=int, default=30, help="longest toy sentence")
     parser.add_argument("--train-size", type=int, default=12000, help="training sentence pairs")
     parser.add_argument("--test-size", type=int, default=500, help="test sentence pairs")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs per model")
+    parser.add_argument("--epochs", type=int, default=18, help="training epochs per model (default: 18)")
     parser.add_argument("--seed", type=int, default=1, help="toy data seed (also fairseq's --seed)")
+    parser.add_argument("--lr", type=float, default=0.003, help="peak Adam learning rate (default: 0.003)")
+    parser.add_argument("--clip-norm", type=float, default=5.0, help="gradient norm clipping (default: 5)")
+    parser.add_argument("--cpu-bf16", action="store_true", help="train and generate with the model's --cpu-bf16")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline in seconds")
     args = parser.parse_args(argv)
     if args.quick:
@@ -63,20 +64,6 @@ def toy_flags(args):
             "--toy-seed", args.seed]
 
 
-def run(tool, flags, log_path, echo_prefix=None):
-    """Run a fairseq console script, keep its whole log, echo its epoch summaries as progress."""
-    command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in process.stdout:
-            log.write(line)
-            if echo_prefix and ("| train |" in line or "| valid |" in line):
-                print(f"  [{echo_prefix}] {line.split('| INFO | ')[-1].strip()}", flush=True)
-        if process.wait() != 0:
-            sys.exit(f"error: {tool} failed (exit {process.returncode}); see {log_path}")
-    return Path(log_path).read_text()
-
-
 def estimated_updates(args, max_tokens=MAX_TOKENS):
     """Updates in the whole run, for the learning-rate decay: target tokens / tokens per batch (~90% full)."""
     tokens_per_epoch = args.train_size * ((args.min_len + args.max_len) / 2 + 1)
@@ -86,13 +73,13 @@ def estimated_updates(args, max_tokens=MAX_TOKENS):
 def train(attention_type, args, out_dir):
     save_dir = out_dir / "checkpoints" / attention_type
     flags = [*toy_flags(args), "--user-dir", USER_DIR, "--arch", ARCH_BY_TYPE[attention_type], "--cpu",
-             "--optimizer", "adam", "--lr", "0.004", "--clip-norm", "5", "--dropout", "0.0",
+             "--optimizer", "adam", "--lr", args.lr, "--clip-norm", args.clip_norm, "--dropout", "0.0",
              "--lr-scheduler", "polynomial_decay", "--total-num-update", estimated_updates(args),
              "--end-learning-rate", "0.0001", "--max-tokens", MAX_TOKENS, "--max-epoch", args.epochs,
              "--seed", args.seed, "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple",
-             "--log-interval", "1000"]
+             "--log-interval", "1000", *(["--cpu-bf16"] if args.cpu_bf16 else [])]
     start = time.time()
-    log = run("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
+    log = run_tool("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
     params = int(log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
     return save_dir / "checkpoint_last.pt", round(time.time() - start, 1), params
 
@@ -102,7 +89,7 @@ def generate(attention_type, checkpoint, args, out_dir):
              "--beam", "5", "--batch-size", "64"]
     if attention_type != "none":
         flags += ["--print-alignment", "soft"]
-    return parse_generate_output(run("fairseq-generate", flags, out_dir / f"generate_{attention_type}.txt"))
+    return parse_generate_output(run_tool("fairseq-generate", flags, out_dir / f"generate_{attention_type}.txt"))
 
 
 def evaluate(attention_type, translations, out_dir):

@@ -79,3 +79,23 @@ def test_checkpoint_with_foreign_object_is_refused_not_executed(checkpoint, tmp_
     assert result.returncode != 0
     assert not marker.exists()
     assert "H-" not in result.stdout
+
+
+def test_eval_bleu_numpy_counts_load_and_object_arrays_stay_refused(checkpoint, tmp_path):
+    import numpy as np
+
+    state = torch.load(checkpoint, weights_only=True)
+    # what --eval-bleu leaves in a checkpoint: the BLEU n-gram counts as numpy arrays in the metrics' state
+    state["extra_state"]["bleu_counts"] = {"_bleu_counts": np.array([5, 3, 2, 1]), "ratio": np.array([0.5])}
+    with_counts = tmp_path / "counts.pt"
+    torch.save(state, with_counts)
+    result = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", with_counts, "--gen-subset",
+                     "test", "--cpu", "--beam", "2")
+    assert result.stdout.count("\nH-") + result.stdout.startswith("H-") == 8
+
+    state["extra_state"]["bleu_counts"] = np.array([Payload(tmp_path / "pwned")], dtype=object)
+    objects = tmp_path / "objects.pt"
+    torch.save(state, objects)
+    refused = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", objects, "--gen-subset", "test",
+                      "--cpu", check=False)
+    assert refused.returncode != 0 and not (tmp_path / "pwned").exists()

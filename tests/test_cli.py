@@ -53,6 +53,11 @@ def test_train_and_generate_every_named_arch(arch, data_bin, tmp_path):
         assert re.search(r"^A-\d+\t\d+-\d+", out, flags=re.M)
         out = generate(data_bin, checkpoint, "--beam", "5", "--print-alignment", "soft")
         assert re.search(r"^A-\d+\t[0-9.,]+", out, flags=re.M)
+    else:
+        result = run_cli("fairseq-generate", data_bin, "--user-dir", USER_DIR, "--path", checkpoint, "--cpu",
+                         "--gen-subset", "test", "--print-alignment", "hard", check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1].startswith("error: --print-alignment needs attention")
 
 
 def test_interactive_and_teacher_forcing_schedule(data_bin, tmp_path):

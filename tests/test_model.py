@@ -77,6 +77,26 @@ def test_incremental_reorder_matches_reordered_batch():
     torch.testing.assert_close(logits[:, -1], expected[:, -1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch", ["gru_attn_general", "gru_bahdanau", "gru_attn_dot"])
+def test_reorder_among_beams_of_a_sentence_skips_the_copy_and_stays_exact(arch):
+    """Beam search's usual reorder (beams of the same sentence swap) keeps encoder outputs and keys in place."""
+    model = build_model(arch).eval()
+    src_tokens, src_lengths = random_batch(model.encoder.dictionary, [6, 4])
+    beams = torch.tensor([0, 0, 1, 1])  # fairseq's expansion to 2 beams per sentence
+    prev = target_prefix(model.decoder.dictionary, 4, 4)
+    within = torch.tensor([1, 1, 3, 2])  # every row keeps its sentence
+    with torch.no_grad():
+        encoder_out = model.encoder.reorder_encoder_out(model.encoder(src_tokens, src_lengths), beams)
+        state = {}
+        model.decoder(prev[:, :1], encoder_out, incremental_state=state)
+        model.decoder(prev[:, :2], encoder_out, incremental_state=state)
+        model.decoder.reorder_incremental_state_scripting(state, within)
+        assert model.encoder.reorder_encoder_out(encoder_out, within) is encoder_out  # no copy made
+        logits, _ = model.decoder(prev[within, :3], encoder_out, incremental_state=state)
+        expected, _ = model(src_tokens[beams], src_lengths[beams], prev[within, :3])
+    torch.testing.assert_close(logits[:, -1], expected[:, -1], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ["gru_attn_concat", "gru_bahdanau", "gru_seq2seq"])
 def test_padding_side_does_not_change_the_output(arch):
     model = build_model(arch, encoder_layers=2).eval()
@@ -110,12 +130,14 @@ def test_gradients_reach_every_parameter_with_teacher_forcing_below_one():
 
 
 def test_teacher_forcing_below_one_learns_a_copy_task():
+    # lr 0.005 for 200 steps: the final loss was <= 0.004 (from ~2.1) for init seeds 0-4; 0.01 sometimes plateaued
+    torch.manual_seed(0)
     task = TinyTask(src_words=8)
     model = build_model("gru_attn_general", task=task, teacher_forcing=0.5, dropout=0.0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     dictionary = task.source_dictionary
     losses = []
-    for step in range(150):
+    for step in range(200):
         src_tokens, src_lengths = random_batch(dictionary, [5] * 16, seed=step)
         target = src_tokens  # copy, all length 5: no padding
         prev = torch.cat([torch.full((16, 1), dictionary.eos()), target[:, :-1]], dim=1)
@@ -125,7 +147,7 @@ def test_teacher_forcing_below_one_learns_a_copy_task():
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert sum(losses[-10:]) / 10 < 0.3 * sum(losses[:10]) / 10, losses[::10]
+    assert sum(losses[-10:]) / 10 < 0.1 * sum(losses[:10]) / 10, losses[::10]
 
 
 def test_teacher_forcing_schedule_and_sampling_changes_inputs():

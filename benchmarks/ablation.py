@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""What two of the speed levers buy, measured side by side with bench.py's models, data and measurements.
+
+* whole-target decoder: the GRU over all target steps in one call and attention as batched matrix products,
+  against the step-by-step loop (the decoder's ``force_step_loop``, what a model with input feeding must do);
+* reorder skip: beam search reorders encoder outputs and cached keys every step; the model skips the copy when
+  every row keeps its sentence. "Off" copies every time, as a plain ``index_select`` would.
+
+Each configuration runs in its own subprocess, interleaved and repeated; medians are printed.
+
+    python benchmarks/ablation.py [--repeats 3] [--models dot,general]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import bench
+
+CONFIGS = {
+    "as shipped": {},
+    "step loop": {"force_step_loop": True},
+    "no reorder skip": {"no_reorder_skip": True},
+}
+
+
+def worker(name, config, steps, out_path):
+    import fairseq_attn_gru.decoder as decoder_module
+    import fairseq_attn_gru.encoder as encoder_module
+
+    if config.get("no_reorder_skip"):
+        decoder_module.same_sentences = encoder_module.same_sentences = lambda source_row, new_order: False
+    bench.worker(name, steps, out_path, force_step_loop=config.get("force_step_loop", False))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--models", default="dot,general")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker[0], CONFIGS[args.worker[1]], args.steps, args.worker[2])
+        return
+    runs = {(model, config): [] for model in args.models.split(",") for config in CONFIGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_index in range(args.repeats):
+            for model, config in runs:
+                print(f"round {round_index + 1}/{args.repeats}: {model}, {config} ...", flush=True)
+                out = Path(tmp) / "out.json"
+                subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--worker", model, config,
+                                str(out)], check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+                               stderr=subprocess.DEVNULL)
+                runs[model, config].append(json.loads(out.read_text()))
+    print(f"\n{'model':<10}{'configuration':<18}{'train tok/s':>13}{'beam5 sent/s':>14}{'greedy sent/s':>15}")
+    for (model, config), measurements in runs.items():
+        median = {key: statistics.median(m[key] for m in measurements) for key in measurements[0]}
+        print(f"{model:<10}{config:<18}{median['train_tok_s']:>13.0f}{median['beam5_sent_s']:>14.1f}"
+              f"{median['beam1_sent_s']:>15.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Beam search that does not stop before its best hypothesis is finished (for this package's models).
+
+fairseq's SequenceGenerator ends a sentence as soon as ``beam_size`` hypotheses have ended in ``</s>``.
+A confident model breaks that rule of thumb: while the best beam is still going, its own prefix + ``</s>``
+keeps ranking among the top candidates (every other beam is far behind), so after ``beam_size`` steps near
+the end the sentence is declared finished with only truncated hypotheses. On the toy ``reverse`` rule a
+concat-attention model scored 95.0 BLEU with beam 5 against 99.9 greedy, every loss a missing last word.
+
+For ensembles of ``GRUAttnModel`` only, finishing a sentence also needs its best finished hypothesis to score
+at least as well as the best unfinished beam would if it ended now (the test Hugging Face's beam search uses).
+The finished list keeps the ``beam_size`` best hypotheses, not the first ones. Other models keep fairseq's rule.
+"""
+import math
+
+import torch
+
+
+def _patient_applies(generator) -> bool:
+    from .model import GRUAttnModel
+
+    models = getattr(generator.model, "models", [])
+    return len(models) > 0 and all(isinstance(model, GRUAttnModel) for model in models)
+
+
+def _finished_hypothesis(row_tokens, row_attn, row_cumulative, score):
+    positional = row_cumulative.clone()  # (step + 1,)
+    positional[1:] = row_cumulative[1:] - row_cumulative[:-1]  # cumulative -> per-token scores
+    return {"tokens": row_tokens, "score": score, "attention": row_attn if row_attn is not None else torch.empty(0),
+            "alignment": torch.empty(0), "positional_scores": positional}
+
+
+def patient_finalize_hypos(original):
+    def finalize_hypos(self, step, bbsz_idx, eos_scores, tokens, scores, finalized, finished, beam_size, attn,
+                       src_lengths, max_len):
+        if not _patient_applies(self):
+            return original(self, step, bbsz_idx, eos_scores, tokens, scores, finalized, finished, beam_size, attn,
+                            src_lengths, max_len)
+        hypo_tokens = tokens.index_select(0, bbsz_idx)[:, 1 : step + 2].clone()  # (N, step + 1), no leading eos
+        hypo_tokens[:, step] = self.eos
+        hypo_attn = attn.index_select(0, bbsz_idx)[:, :, 1 : step + 2] if attn is not None else None  # (N, S, step+1)
+        cumulative = scores.index_select(0, bbsz_idx)[:, : step + 1].clone()  # (N, step + 1)
+        cumulative[:, step] = eos_scores
+        length_norm = (step + 1) ** self.len_penalty if self.normalize_scores else 1.0
+        final_scores = eos_scores / length_norm  # (N,)
+
+        unfinished = [sentence for sentence, done in enumerate(finished) if not done]  # batch row -> sentence id
+        rows = torch.div(bbsz_idx, beam_size, rounding_mode="trunc").tolist()  # (N,) rows of the current batch
+        touched = {}
+        for i, row in enumerate(rows):
+            score = final_scores[i]
+            if self.match_source_len and step > src_lengths[row]:
+                score = torch.tensor(-math.inf).to(score)
+            hypotheses = finalized[unfinished[row]]
+            hypotheses.append(_finished_hypothesis(hypo_tokens[i], None if hypo_attn is None else hypo_attn[i],
+                                                   cumulative[i], score))
+            hypotheses.sort(key=lambda hypothesis: float(hypothesis["score"]), reverse=True)
+            del hypotheses[beam_size:]  # keep the best beam_size, not the first
+            touched[unfinished[row]] = row
+
+        newly_finished = []
+        for sentence, row in touched.items():
+            hypotheses = finalized[sentence]
+            if step < max_len:
+                if len(hypotheses) < beam_size:
+                    continue
+                # an unfinished beam's cumulative score can only fall: ending now is its best case
+                best_unfinished = scores[row * beam_size : (row + 1) * beam_size, step - 1].max() if step > 0 else 0.0
+                if float(hypotheses[0]["score"]) < float(best_unfinished) / length_norm:
+                    continue
+            finished[sentence] = True
+            newly_finished.append(row)
+        return newly_finished
+
+    finalize_hypos.patient = True
+    finalize_hypos.original = original  # fairseq's rule, for tests
+    return finalize_hypos
+
+
+def install_patient_stopping() -> None:
+    from fairseq.sequence_generator import SequenceGenerator
+
+    if not getattr(SequenceGenerator.finalize_hypos, "patient", False):
+        SequenceGenerator.finalize_hypos = patient_finalize_hypos(SequenceGenerator.finalize_hypos)

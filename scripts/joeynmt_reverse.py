@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""Joey NMT's `reverse` toy benchmark through fairseq's standard route.
+
+fairseq-preprocess (joined dictionary) -> fairseq-train (gru_attn_dot) -> fairseq-generate --beam 5 on the test
+split -> fairseq-score and sacreBLEU. Writes <work>/results.json: {"bleu", "sacrebleu", "sacrebleu_signature",
+"exact_match", "train_seconds", "params"}.
+
+    python scripts/joeynmt_reverse.py --data ../shared/data/joeynmt_reverse --work reverse_out
+"""
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from fairseq_attn_gru.evaluation import exact_match, fairseq_score, parse_generate_output, run_tool, sacrebleu_score
+
+USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
+SPLITS = {"train": "train", "valid": "dev", "test": "test"}  # fairseq prefix option -> Joey NMT file stem
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder with {train,dev,test}.{src,trg}")
+    parser.add_argument("--work", default="reverse_out", help="where binarized data, checkpoints, logs go")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    args = parser.parse_args(argv)
+    missing = [f"{stem}.{side}" for stem in SPLITS.values() for side in ("src", "trg")
+               if not (Path(args.data) / f"{stem}.{side}").is_file()]
+    if missing:
+        sys.exit(f"error: --data {args.data!r} lacks {', '.join(missing)}; expected Joey NMT's "
+                 "{train,dev,test}.{src,trg}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data, binarized = Path(args.data).resolve(), work / "bin"
+    print("== fairseq-preprocess", flush=True)
+    shutil.rmtree(binarized, ignore_errors=True)  # fairseq-preprocess refuses to overwrite its dictionary
+    run_tool("fairseq-preprocess", ["--source-lang", "src", "--target-lang", "trg", "--joined-dictionary",
+                                    *[flag for prefix, stem in SPLITS.items()
+                                      for flag in (f"--{prefix}pref", data / stem)],
+                                    "--destdir", binarized, "--workers", "2"], work / "preprocess.log")
+    print(f"== fairseq-train gru_attn_dot, {args.epochs} epochs", flush=True)
+    start = time.time()
+    log = run_tool("fairseq-train", [
+        binarized, "--user-dir", USER_DIR, "--arch", "gru_attn_dot", "--encoder-embed-dim", 64,
+        "--decoder-embed-dim", 64, "--encoder-hidden-size", 64, "--decoder-hidden-size", 128,
+        "--decoder-out-embed-dim", 64, "--encoder-layers", 1, "--decoder-layers", 1, "--dropout", 0.0,
+        "--optimizer", "adam", "--lr", 0.003, "--clip-norm", 5, "--max-tokens", 2000, "--max-epoch", args.epochs,
+        "--seed", 1, "--cpu", "--save-dir", work / "checkpoints", "--no-epoch-checkpoints",
+        "--log-format", "simple", "--log-interval", 1000], work / "train.log", echo_prefix="reverse")
+    train_seconds = round(time.time() - start, 1)
+    params = int(log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
+    print("== fairseq-generate --beam 5 on test", flush=True)
+    translations = parse_generate_output(run_tool("fairseq-generate", [
+        binarized, "--user-dir", USER_DIR, "--path", work / "checkpoints" / "checkpoint_best.pt",
+        "--gen-subset", "test", "--beam", 5, "--batch-size", 128, "--cpu"], work / "generate.txt"))
+    hypotheses, references = [t.hypothesis for t in translations], [t.reference for t in translations]
+    (work / "hyp.txt").write_text("".join(h + "\n" for h in hypotheses))
+    (work / "ref.txt").write_text("".join(r + "\n" for r in references))
+    sacre = sacrebleu_score(hypotheses, references)
+    results = {"bleu": fairseq_score(work / "hyp.txt", work / "ref.txt"), "sacrebleu": sacre["score"],
+               "sacrebleu_signature": sacre["signature"], "exact_match": round(exact_match(hypotheses, references), 4),
+               "train_seconds": train_seconds, "params": params, "test_sentences": len(translations)}
+    (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""What every Multi30k script needs: where the plugin is, and stopping on bad input."""
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+USER_DIR = REPO / "fairseq_attn_gru"
+
+
+def fail(message: str):
+    """Bad input a person can fix: one line on stderr, exit status 2 (the plugin's convention)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def require_file(path, what: str = "file") -> Path:
+    path = Path(path)
+    if not path.is_file():
+        fail(f"{what} {str(path)!r} does not exist")
+    return path

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Train the Multi30k model: a thin wrapper around fairseq-train with the recipe's defaults.
+
+    python scripts/multi30k/train.py DATA_BIN SAVE_DIR [--minutes M] [any fairseq-train flags...]
+
+Every flag after DATA_BIN SAVE_DIR other than --minutes goes to fairseq-train after the defaults, so it
+overrides them (fairseq keeps the last value given). --minutes M stops after M minutes of wall clock
+(fairseq's --stop-time-hours: it then validates and saves once more). The full output goes to
+SAVE_DIR/train.log; SAVE_DIR/train_info.json records the arch, the exact flags and the minutes taken.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import List
+
+from fairseq_attn_gru.evaluation import run_tool
+from tools import USER_DIR, fail
+
+ARCH = "gru_attn_iwslt_de_en"
+
+
+def default_flags(data_bin, save_dir) -> List[str]:
+    return [
+        str(data_bin), "--user-dir", str(USER_DIR), "--arch", ARCH, "--task", "translation",
+        "--source-lang", "de", "--target-lang", "en",
+        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--optimizer", "adam", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "1000",
+        "--max-tokens", "4000", "--dropout", "0.3",
+        # validation BLEU picks checkpoint_best.pt and drives early stopping
+        "--eval-bleu", "--eval-bleu-args", '{"beam": 5}', "--eval-bleu-detok", "moses", "--eval-bleu-remove-bpe",
+        "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric", "--patience", "5",
+        "--cpu", "--log-format", "simple", "--log-interval", "50", "--no-epoch-checkpoints",
+        "--save-dir", str(save_dir),
+    ]
+
+
+def last_value(flags: List[str], name: str, default: str) -> str:
+    """The value fairseq will use for ``name``: the last one given."""
+    positions = [i for i, flag in enumerate(flags[:-1]) if flag == name]
+    return flags[positions[-1] + 1] if positions else default
+
+
+def train(data_bin, save_dir, extra_flags=(), minutes=None) -> dict:
+    """Run fairseq-train; returns (and writes to SAVE_DIR/train_info.json) {"arch", "train_flags", "train_minutes"}."""
+    if not (Path(data_bin) / "dict.de.txt").is_file():
+        fail(f"DATA_BIN {str(data_bin)!r} holds no binarized data (dict.de.txt); run prepare.py first")
+    if "--save-dir" in extra_flags:
+        fail("--save-dir is not allowed among the forwarded flags: the checkpoints go to SAVE_DIR")
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    flags = default_flags(data_bin, save_dir)
+    if minutes is not None:
+        flags += ["--stop-time-hours", f"{minutes / 60:.6g}"]
+    flags += [str(flag) for flag in extra_flags]
+    start = time.time()
+    run_tool("fairseq-train", flags, save_dir / "train.log", echo_all=True)
+    info = {"arch": last_value(flags, "--arch", ARCH), "train_flags": flags,
+            "train_minutes": round((time.time() - start) / 60, 2)}
+    (save_dir / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)  # so fairseq flags are never taken for ours
+    parser.add_argument("data_bin", help="fairseq-preprocess output (prepare.py's OUT/bin)")
+    parser.add_argument("save_dir", help="where checkpoints, train.log and train_info.json go")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of wall clock")
+    args, fairseq_flags = parser.parse_known_args(argv)
+    if args.minutes is not None and args.minutes <= 0:
+        fail(f"--minutes={args.minutes} is not allowed: a positive number")
+    info = train(args.data_bin, args.save_dir, fairseq_flags, args.minutes)
+    print(f"trained {info['arch']} for {info['train_minutes']} min; wrote {Path(args.save_dir) / 'train_info.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The Multi30k recipe (scripts/multi30k/) on slices of the real data: prepare, train, evaluate, results json.
+
+Skipped when ../shared/data/multi30k is absent. The scripts run as subprocesses, like a person runs them;
+OMP_NUM_THREADS=1 because the tiny models here only lose time to thread synchronisation.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SHARED
+from fairseq.data import Dictionary, data_utils
+
+DATA = SHARED / "data" / "multi30k"
+SCRIPTS = REPO / "scripts" / "multi30k"
+LIMIT = 200
+TINY_MODEL = ["--encoder-embed-dim", "16", "--encoder-hidden-size", "16", "--encoder-layers", "1",
+              "--decoder-embed-dim", "16", "--decoder-hidden-size", "32", "--decoder-layers", "1",
+              "--decoder-out-embed-dim", "16"]
+
+pytestmark = [pytest.mark.shared,
+              pytest.mark.skipif(not DATA.is_dir(), reason=f"needs the raw Multi30k files in {DATA}")]
+
+
+def run_script(name, *args, check=True):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def load_text_module():
+    """scripts/multi30k/text.py, loaded by path (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("multi30k_text", SCRIPTS / "text.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A run.py working directory whose prep/ holds prepare.py's output for the first 200 lines of every split."""
+    work = tmp_path_factory.mktemp("multi30k")
+    run_script("prepare.py", "--data", DATA, "--out", work / "prep", "--limit", LIMIT, "--bpe-merges", 500)
+    return work
+
+
+def test_prepare_writes_data_fairseq_accepted(work):
+    prep = work / "prep"
+    assert (prep / "bpe.codes").read_text().startswith("#version")
+    dictionary = Dictionary.load(str(prep / "bin" / "dict.de.txt"))
+    assert dictionary.symbols[:4] == ["<s>", "<pad>", "</s>", "<unk>"]
+    assert any(symbol.endswith("@@") for symbol in dictionary.symbols)  # BPE pieces
+    assert (prep / "bin" / "dict.en.txt").read_text() == (prep / "bin" / "dict.de.txt").read_text()  # joined
+    for split in ("train", "valid", "test", "test1"):
+        for lang in ("de", "en"):
+            dataset = data_utils.load_indexed_dataset(str(prep / "bin" / f"{split}.de-en.{lang}"), dictionary)
+            assert dataset is not None and len(dataset) == LIMIT, (split, lang)
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_bpe_text_detokenises_back_to_the_normalised_raw_lines(work, lang):
+    text = load_text_module()
+    raw = text.normalize(text.read_lines(DATA / f"train.{lang}", LIMIT), lang)
+    bpe = text.read_lines(work / "prep" / "bpe" / f"train.{lang}")
+    restored = text.detokenize([(line + " ").replace("@@ ", "").strip() for line in bpe], lang)
+    same = sum(a == b for a, b in zip(restored, raw))
+    assert len(bpe) == LIMIT and same >= 0.95 * LIMIT  # Moses detokenisation is not an exact inverse (McDonald 's)
+
+
+def test_prepare_names_missing_data(tmp_path):
+    result = run_script("prepare.py", "--data", tmp_path / "absent", "--out", tmp_path / "out", check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: --data {str(tmp_path / 'absent')!r} is not a directory"]
+    (tmp_path / "train.de").write_text("Hallo\n")
+    result = run_script("prepare.py", "--data", tmp_path, "--out", tmp_path / "out", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: missing split file {str(tmp_path / 'train.en')!r}")
+
+
+def test_train_evaluate_and_results_end_to_end(work, tmp_path):
+    results_path = tmp_path / "results" / "multi30k.json"
+    run_script("run.py", "--data", DATA, "--work", work, "--skip-prepare", "--limit", 20, "--minutes", 1,
+               "--results", results_path, "--max-update", 2, *TINY_MODEL)
+
+    results = json.loads(results_path.read_text())
+    assert set(results) == {"arch", "train_flags", "train_minutes", "test_2016_flickr", "test_2017_flickr",
+                            "comparison"}
+    assert results["arch"] == "gru_attn_iwslt_de_en" and results["comparison"] == {}
+    assert all(isinstance(flag, str) for flag in results["train_flags"]) and "--eval-bleu" in results["train_flags"]
+    assert isinstance(results["train_minutes"], (int, float)) and 0 < results["train_minutes"] < 5
+    for test_set in ("test_2016_flickr", "test_2017_flickr"):
+        assert set(results[test_set]) == {"sacrebleu", "signature"}
+        assert isinstance(results[test_set]["sacrebleu"], float) and "tok:13a" in results[test_set]["signature"]
+        assert len((work / "main" / f"{test_set}.hyp.en").read_text().splitlines()) == 20
+    assert json.loads((work / "main" / "train_info.json").read_text()) == {
+        key: results[key] for key in ("arch", "train_flags", "train_minutes")}
+    valid_lines = [line for line in (work / "main" / "train.log").read_text().splitlines() if "| valid |" in line]
+    assert valid_lines and "| bleu " in valid_lines[-1]  # --eval-bleu --eval-bleu-detok moses ran
+    assert (results_path.parent / "multi30k_attention.png").stat().st_size > 0
+
+
+def test_evaluate_names_a_missing_checkpoint(work, tmp_path):
+    result = run_script("evaluate.py", "--prep", work / "prep", "--checkpoint", tmp_path / "none.pt",
+                        "--src", DATA / "val.de", "--ref", DATA / "val.en", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: --checkpoint {str(tmp_path / 'none.pt')!r} does not exist"
