@@ -6,7 +6,7 @@ keeps ranking among the top candidates (every other beam is far behind), so afte
 the end the sentence is declared finished with only truncated hypotheses. On the toy ``reverse`` rule a
 concat-attention model scored 95.0 BLEU with beam 5 against 99.9 greedy, every loss a missing last word.
 
-For ensembles of ``GRUAttnModel`` only, finishing a sentence also needs its best finished hypothesis to score
+For plain beam search over ``GRUAttnModel`` ensembles only, finishing a sentence also needs its best finished hypothesis to score
 at least as well as the best unfinished beam would if it ended now (the test Hugging Face's beam search uses).
 The finished list keeps the ``beam_size`` best hypotheses, not the first ones. Other models keep fairseq's rule.
 """
@@ -16,10 +16,15 @@ import torch
 
 
 def _patient_applies(generator) -> bool:
+    """Plain beam search over this package's models. Sampling and diverse beam search keep fairseq's rule: their
+    beams die when they end (they are not refilled from 2 x beam candidates), so waiting could leave none."""
+    from fairseq.search import BeamSearch
+
     from .model import GRUAttnModel
 
     models = getattr(generator.model, "models", [])
-    return len(models) > 0 and all(isinstance(model, GRUAttnModel) for model in models)
+    plain_beam = type(generator.search) is BeamSearch
+    return plain_beam and len(models) > 0 and all(isinstance(model, GRUAttnModel) for model in models)
 
 
 def _finished_hypothesis(row_tokens, row_attn, row_cumulative, score):
@@ -45,7 +50,7 @@ def patient_finalize_hypos(original):
 
         unfinished = [sentence for sentence, done in enumerate(finished) if not done]  # batch row -> sentence id
         rows = torch.div(bbsz_idx, beam_size, rounding_mode="trunc").tolist()  # (N,) rows of the current batch
-        touched = {}
+        touched, ended_now = {}, {}
         for i, row in enumerate(rows):
             score = final_scores[i]
             if self.match_source_len and step > src_lengths[row]:
@@ -56,11 +61,13 @@ def patient_finalize_hypos(original):
             hypotheses.sort(key=lambda hypothesis: float(hypothesis["score"]), reverse=True)
             del hypotheses[beam_size:]  # keep the best beam_size, not the first
             touched[unfinished[row]] = row
+            ended_now[row] = ended_now.get(row, 0) + 1
 
         newly_finished = []
         for sentence, row in touched.items():
             hypotheses = finalized[sentence]
-            if step < max_len:
+            # all of a sentence's top candidates ending at once leaves fairseq no beam to go on with: finish it
+            if step < max_len and ended_now[row] < beam_size:
                 if len(hypotheses) < beam_size:
                     continue
                 # an unfinished beam's cumulative score can only fall: ending now is its best case
