@@ -10,7 +10,6 @@ split -> fairseq-score and sacreBLEU. Writes <work>/results.json: {"bleu", "sacr
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +28,8 @@ def parse_args(argv=None):
     missing = [f"{stem}.{side}" for stem in SPLITS.values() for side in ("src", "trg")
                if not (Path(args.data) / f"{stem}.{side}").is_file()]
     if missing:
-        sys.exit(f"error: --data {args.data!r} lacks {', '.join(missing)}; expected Joey NMT's "
-                 "{train,dev,test}.{src,trg}")
+        parser.exit(2, f"error: --data {args.data!r} lacks {', '.join(missing)}; expected Joey NMT's "
+                    "{train,dev,test}.{src,trg}\n")
     return args
 
 
