@@ -88,6 +88,26 @@ def fairseq_score(hypothesis_file: Path, reference_file: Path) -> float:
     return float(match.group(1))
 
 
+def score_translations(translations: List[Translation], hyp_file: Path, ref_file: Path) -> Dict[str, object]:
+    """Writes hypotheses and references to the given files; BLEU by fairseq-score and sacreBLEU, exact match."""
+    hypotheses = [t.hypothesis for t in translations]
+    references = [t.reference for t in translations]
+    Path(hyp_file).write_text("".join(h + "\n" for h in hypotheses))
+    Path(ref_file).write_text("".join(r + "\n" for r in references))
+    sacre = sacrebleu_score(hypotheses, references)
+    return {
+        "bleu": fairseq_score(hyp_file, ref_file),
+        "sacrebleu": sacre["score"],
+        "sacrebleu_signature": sacre["signature"],
+        "exact_match": round(exact_match(hypotheses, references), 4),
+    }
+
+
+def trained_parameters(train_log: str) -> int:
+    """The parameter count fairseq-train logs at start-up."""
+    return int(train_log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
+
+
 def exact_match(hypotheses: List[str], references: List[str]) -> float:
     if not references:
         return 0.0

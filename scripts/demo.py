@@ -19,11 +19,11 @@ matplotlib.use("Agg")  # no window needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fairseq_attn_gru.evaluation import (  # noqa: E402
-    exact_match,
-    fairseq_score,
     parse_generate_output,
     run_tool,
     sacrebleu_score,
+    score_translations,
+    trained_parameters,
 )
 
 USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
@@ -80,8 +80,7 @@ def train(attention_type, args, out_dir):
              "--log-interval", "1000", *(["--cpu-bf16"] if args.cpu_bf16 else [])]
     start = time.time()
     log = run_tool("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
-    params = int(log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
-    return save_dir / "checkpoint_last.pt", round(time.time() - start, 1), params
+    return save_dir / "checkpoint_last.pt", round(time.time() - start, 1), trained_parameters(log)
 
 
 def generate(attention_type, checkpoint, args, out_dir):
@@ -93,18 +92,7 @@ def generate(attention_type, checkpoint, args, out_dir):
 
 
 def evaluate(attention_type, translations, out_dir):
-    hypotheses = [t.hypothesis for t in translations]
-    references = [t.reference for t in translations]
-    hyp_file, ref_file = out_dir / f"hyp_{attention_type}.txt", out_dir / f"ref_{attention_type}.txt"
-    hyp_file.write_text("".join(h + "\n" for h in hypotheses))
-    ref_file.write_text("".join(r + "\n" for r in references))
-    sacre = sacrebleu_score(hypotheses, references)
-    return {
-        "bleu": fairseq_score(hyp_file, ref_file),
-        "sacrebleu": sacre["score"],
-        "sacrebleu_signature": sacre["signature"],
-        "exact_match": round(exact_match(hypotheses, references), 4),
-    }
+    return score_translations(translations, out_dir / f"hyp_{attention_type}.txt", out_dir / f"ref_{attention_type}.txt")
 
 
 def bleu_by_length(translations):

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from fairseq_attn_gru.evaluation import exact_match, fairseq_score, parse_generate_output, run_tool, sacrebleu_score
+from fairseq_attn_gru.evaluation import parse_generate_output, run_tool, score_translations, trained_parameters
 
 USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
 SPLITS = {"train": "train", "valid": "dev", "test": "test"}  # fairseq prefix option -> Joey NMT file stem
@@ -54,18 +54,12 @@ def main(argv=None):
         "--seed", 1, "--cpu", "--save-dir", work / "checkpoints", "--no-epoch-checkpoints",
         "--log-format", "simple", "--log-interval", 1000], work / "train.log", echo_prefix="reverse")
     train_seconds = round(time.time() - start, 1)
-    params = int(log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
     print("== fairseq-generate --beam 5 on test", flush=True)
     translations = parse_generate_output(run_tool("fairseq-generate", [
         binarized, "--user-dir", USER_DIR, "--path", work / "checkpoints" / "checkpoint_best.pt",
         "--gen-subset", "test", "--beam", 5, "--batch-size", 128, "--cpu"], work / "generate.txt"))
-    hypotheses, references = [t.hypothesis for t in translations], [t.reference for t in translations]
-    (work / "hyp.txt").write_text("".join(h + "\n" for h in hypotheses))
-    (work / "ref.txt").write_text("".join(r + "\n" for r in references))
-    sacre = sacrebleu_score(hypotheses, references)
-    results = {"bleu": fairseq_score(work / "hyp.txt", work / "ref.txt"), "sacrebleu": sacre["score"],
-               "sacrebleu_signature": sacre["signature"], "exact_match": round(exact_match(hypotheses, references), 4),
-               "train_seconds": train_seconds, "params": params, "test_sentences": len(translations)}
+    results = {**score_translations(translations, work / "hyp.txt", work / "ref.txt"),
+               "train_seconds": train_seconds, "params": trained_parameters(log), "test_sentences": len(translations)}
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
