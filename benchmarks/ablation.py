@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""What two of the speed levers buy, measured side by side with bench.py's models, data and measurements.
+"""What three of the speed levers buy, measured side by side with bench.py's models, data and measurements.
 
 * whole-target decoder: the GRU over all target steps in one call and attention as batched matrix products,
   against the step-by-step loop (the decoder's ``force_step_loop``, what a model with input feeding must do);
 * reorder skip: beam search reorders encoder outputs and cached keys every step; the model skips the copy when
-  every row keeps its sentence. "Off" copies every time, as a plain ``index_select`` would.
+  every row keeps its sentence. "Off" copies every time, as a plain ``index_select`` would;
+* encoder recurrence (``fairseq_attn_gru/gru.py``): fp32 training of padded source batches runs the encoder GRU
+  with a hand-written backward, against ``nn.GRU`` over the packed batch, whose autograd backward zero-fills a
+  whole-input-sized gradient for every step.
 
 Each configuration runs in its own subprocess, interleaved and repeated; medians are printed.
 
-    python benchmarks/ablation.py [--repeats 3] [--models dot,general]
+    python benchmarks/ablation.py [--repeats 3] [--models dot,general] [--configs "as shipped,packed nn.GRU"]
 """
 import argparse
 import json
@@ -25,6 +28,7 @@ CONFIGS = {
     "as shipped": {},
     "step loop": {"force_step_loop": True},
     "no reorder skip": {"no_reorder_skip": True},
+    "packed nn.GRU": {"no_recurrence_function": True},
 }
 
 
@@ -34,6 +38,8 @@ def worker(name, config, steps, out_path):
 
     if config.get("no_reorder_skip"):
         decoder_module.same_sentences = encoder_module.same_sentences = lambda source_row, new_order: False
+    if config.get("no_recurrence_function"):
+        encoder_module.recurrence_function_applies = lambda rnn, x: False
     bench.worker(name, steps, out_path, force_step_loop=config.get("force_step_loop", False))
 
 
@@ -42,12 +48,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--models", default="dot,general")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from: {', '.join(CONFIGS)}")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], CONFIGS[args.worker[1]], args.steps, args.worker[2])
         return
-    runs = {(model, config): [] for model in args.models.split(",") for config in CONFIGS}
+    configs = args.configs.split(",")
+    unknown = [config for config in configs if config not in CONFIGS]
+    if unknown:
+        parser.error(f"--configs {', '.join(unknown)} not known; choose from: {', '.join(CONFIGS)}")
+    runs = {(model, config): [] for model in args.models.split(",") for config in configs}
     with tempfile.TemporaryDirectory() as tmp:
         for round_index in range(args.repeats):
             for model, config in runs:

@@ -16,12 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fairseq_attn_gru.evaluation import FAIRSEQ_BIN as BIN
+from fairseq_attn_gru.evaluation import USER_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def train_flags(updates, save_dir):
-    return ["--user-dir", str(REPO / "fairseq_attn_gru"), "--task", "toy_translation", "--toy-rule", "translate",
+    return ["--user-dir", USER_DIR, "--task", "toy_translation", "--toy-rule", "translate",
             "--toy-max-len", "30", "--arch", "gru_attn_general", "--optimizer", "adam", "--lr", "0.003",
             "--max-tokens", "2000", "--max-update", str(updates), "--seed", "1", "--log-format", "simple",
             "--log-interval", "10", "--disable-validation", "--no-save", "--save-dir", str(save_dir)]

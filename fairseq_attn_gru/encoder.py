@@ -7,6 +7,7 @@ from fairseq.models import FairseqEncoder
 from fairseq.modules import FairseqDropout
 from torch import Tensor
 
+from .gru import recurrence_function_applies, run_gru
 from .precision import cpu_bf16_autocast
 
 
@@ -14,9 +15,9 @@ class GRUEncoder(FairseqEncoder):
     """Embeds the source and runs a (bi)GRU over it.
 
     Outputs stay in the caller's padding layout (fairseq left-pads sources by default), so
-    attention weights line up with ``src_tokens`` and alignments come out right. Internally the
-    tokens are packed, so padding never enters the recurrence: a sentence gives the same result
-    padded left, right or not at all.
+    attention weights line up with ``src_tokens`` and alignments come out right. Padding never enters
+    the recurrence (a packed ``nn.GRU``, or in fp32 CPU training ``gru.run_gru``, which gives the same
+    values with a cheaper backward): a sentence gives the same result padded left, right or not at all.
     """
 
     def __init__(
@@ -77,12 +78,7 @@ class GRUEncoder(FairseqEncoder):
         x = self.dropout_in_module(self.embed_tokens(tokens))  # (B, S, E)
         if self.cpu_bf16:
             x = x.to(torch.bfloat16)  # the GRU follows its input's dtype under autocast
-        if has_padding:
-            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            packed_outs, final_hiddens = self.rnn(packed)  # final: (L * D, B, H)
-            outs, _ = nn.utils.rnn.pad_packed_sequence(packed_outs, batch_first=True, total_length=src_len)
-        else:
-            outs, final_hiddens = self.rnn(x)  # (B, S, D * H), (L * D, B, H)
+        outs, final_hiddens = self._run_rnn(x, lengths if has_padding else None)  # (B, S, D*H), (L*D, B, H)
 
         outs = self.dropout_out_module(outs)  # (B, S, D * H)
         if self.output_proj is not None:
@@ -102,6 +98,22 @@ class GRUEncoder(FairseqEncoder):
             # which source sentence each row holds: lets reorders that keep every row's sentence skip the copy
             "source_row": [torch.arange(batch_size, device=src_tokens.device)],  # (B,)
         }
+
+    def _run_rnn(self, x: Tensor, lengths: Optional[Tensor]):
+        """Right-padded x (B, S, E) -> outputs (B, S, D * H), zeros past each length, and final states."""
+        if lengths is None:
+            return self.rnn(x)  # (B, S, D * H), (L * D, B, H)
+        if recurrence_function_applies(self.rnn, x):  # training: nn.GRU's packed backward is quadratic
+            sorted_lengths, order = lengths.sort(descending=True, stable=True)  # (B,): running rows form a prefix
+            if bool((order == torch.arange(order.numel())).all()):  # fairseq's collater sorts already
+                return run_gru(self.rnn, x, lengths=lengths)
+            outs, final_hiddens = run_gru(self.rnn, x.index_select(0, order), lengths=sorted_lengths)
+            inverse = torch.argsort(order)  # (B,)
+            return outs.index_select(0, inverse), final_hiddens.index_select(1, inverse)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_outs, final_hiddens = self.rnn(packed)  # final: (L * D, B, H)
+        outs, _ = nn.utils.rnn.pad_packed_sequence(packed_outs, batch_first=True, total_length=x.size(1))
+        return outs, final_hiddens
 
     @torch.jit.export
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 import sacrebleu
 
 FAIRSEQ_BIN = Path(sys.executable).parent
+USER_DIR = str(Path(__file__).resolve().parent)  # what fairseq's --user-dir needs: this package's directory
 
 
 @dataclass

@@ -19,14 +19,15 @@ matplotlib.use("Agg")  # no window needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fairseq_attn_gru.evaluation import (  # noqa: E402
+    USER_DIR,
     parse_generate_output,
     run_tool,
     sacrebleu_score,
     score_translations,
     trained_parameters,
 )
+from fairseq_attn_gru.plotting import plot_attention  # noqa: E402
 
-USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
 ARCH_BY_TYPE = {"none": "gru_seq2seq", "dot": "gru_attn_dot", "general": "gru_attn_general", "concat": "gru_attn_concat"}
 MAX_TOKENS = 2000
 LENGTH_BUCKETS = [(3, 8), (9, 14), (15, 20), (21, 26), (27, 32), (33, 40)]
@@ -110,27 +111,6 @@ def pick_example(translations):
     return max(translations[:50], key=lambda t: (len(t.source.split()), -t.id)).id
 
 
-def plot_attention(attention_type, translation, path):
-    figure, axes = plt.subplots(figsize=(7, 6))
-    source = translation.source.split() + ["</s>"]
-    target = translation.hypothesis.split() + ["</s>"]
-    if translation.soft_alignment is None:
-        axes.text(0.5, 0.5, "no attention:\nthe decoder sees only the\nfinal encoder state",
-                  ha="center", va="center", fontsize=14)
-        axes.set_axis_off()
-    else:
-        image = axes.imshow(translation.soft_alignment, cmap="viridis", aspect="auto", vmin=0, vmax=1)
-        axes.set_xticks(range(len(source)), source, rotation=90, fontsize=7)
-        axes.set_yticks(range(len(target)), target, fontsize=7)
-        axes.set_xlabel("source")
-        axes.set_ylabel("output")
-        figure.colorbar(image, ax=axes, fraction=0.04)
-    axes.set_title(f"attention: {attention_type} (test sentence {translation.id})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 def plot_bleu_by_length(by_length, path):
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for attention_type, scores in by_length.items():
@@ -186,7 +166,8 @@ def main(argv=None):
     example_id = pick_example(next(iter(generated.values())))
     for attention_type, translations in generated.items():
         example = next(t for t in translations if t.id == example_id)
-        plot_attention(attention_type, example, out_dir / f"attention_{attention_type}.png")
+        plot_attention(example, out_dir / f"attention_{attention_type}.png",
+                       title=f"attention: {attention_type} (test sentence {example.id})")
     plot_bleu_by_length(by_length, out_dir / "bleu_by_length.png")
     write_report(results, by_length, args, out_dir)
     print(f"sacreBLEU signature: {next(iter(results.values()))['sacrebleu_signature']}")

@@ -13,9 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
-from fairseq_attn_gru.evaluation import parse_generate_output, run_tool, score_translations, trained_parameters
+from fairseq_attn_gru.evaluation import USER_DIR, parse_generate_output, run_tool, score_translations, trained_parameters
 
-USER_DIR = str(Path(__file__).resolve().parents[1] / "fairseq_attn_gru")
 SPLITS = {"train": "train", "valid": "dev", "test": "test"}  # fairseq prefix option -> Joey NMT file stem
 
 

@@ -15,11 +15,6 @@ import json
 import logging
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-
 # importing fairseq sets the root logger to DEBUG (fairseq/models/wav2vec/wav2vec2_classification.py)
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
@@ -30,6 +25,7 @@ from tools import fail  # noqa: E402
 from train import last_value, train  # noqa: E402
 
 from fairseq_attn_gru.model import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
+from fairseq_attn_gru.plotting import plot_attention  # noqa: E402
 
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr")
 # trained with --compare-minutes: each adds these flags to the main run's flags
@@ -90,25 +86,16 @@ def has_attention(train_info: dict) -> bool:
     return last_value(train_info["train_flags"], "--attention-type", arch_default) != "none"
 
 
-def plot_attention(prep, checkpoint, data, path, log_prefix) -> None:
+def plot_test_attention(prep, checkpoint, data, path, log_prefix) -> None:
     """Heat map of the model's attention (BPE tokens: what the model sees) on one test_2016_flickr sentence."""
     source = read_lines(data / "test_2016_flickr.de")[ATTENTION_SENTENCE]
     reference = read_lines(data / "test_2016_flickr.en")[ATTENTION_SENTENCE]
     # no --remove-bpe: the alignment's rows and columns are BPE tokens (+ </s>)
     translation = translate(prep, checkpoint, [source], [reference], log_prefix,
                             generate_flags=["--print-alignment", "soft"])[0]
-    figure, axes = plt.subplots(figsize=(8, 6.5))
-    image = axes.imshow(translation.soft_alignment, cmap="viridis", aspect="auto", vmin=0, vmax=1)
-    source_tokens, target_tokens = translation.source.split() + ["</s>"], translation.hypothesis.split() + ["</s>"]
-    axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90, fontsize=8)
-    axes.set_yticks(range(len(target_tokens)), target_tokens, fontsize=8)
-    axes.set_xlabel("source (German, BPE)")
-    axes.set_ylabel("output (English, BPE)")
-    axes.set_title(f"attention on test_2016_flickr line {ATTENTION_SENTENCE + 1}")
-    figure.colorbar(image, ax=axes, fraction=0.04)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    plot_attention(translation, path, title=f"attention on test_2016_flickr line {ATTENTION_SENTENCE + 1}",
+                   source_label="source (German, BPE)", target_label="output (English, BPE)", figsize=(8, 6.5),
+                   fontsize=8)
 
 
 def main(argv=None):
@@ -136,7 +123,7 @@ def main(argv=None):
     print(f"wrote {results_path}")
     attention_path = results_path.with_name(results_path.stem + "_attention.png")
     if has_attention(info):
-        plot_attention(prep, checkpoint, data, attention_path, log_prefix=work / "main" / "attention")
+        plot_test_attention(prep, checkpoint, data, attention_path, log_prefix=work / "main" / "attention")
         print(f"wrote {attention_path}")
     else:
         attention_path.unlink(missing_ok=True)  # an older run's map would look like this model's

@@ -2,8 +2,7 @@
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-USER_DIR = REPO / "fairseq_attn_gru"
+from fairseq_attn_gru.evaluation import USER_DIR  # noqa: F401  (the scripts import it from here)
 
 
 def fail(message: str):

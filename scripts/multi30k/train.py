@@ -25,10 +25,10 @@ def default_flags(data_bin, save_dir) -> List[str]:
         str(data_bin), "--user-dir", str(USER_DIR), "--arch", ARCH, "--task", "translation",
         "--source-lang", "de", "--target-lang", "en",
         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--optimizer", "adam", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "1000",
-        "--max-tokens", "4000", "--dropout", "0.3",
+        "--optimizer", "adam", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "400",
+        "--max-tokens", "4000", "--dropout", "0.3", "--share-decoder-input-output-embed",
         # validation BLEU picks checkpoint_best.pt and drives early stopping
-        "--eval-bleu", "--eval-bleu-args", '{"beam": 5}', "--eval-bleu-detok", "moses", "--eval-bleu-remove-bpe",
+        "--eval-bleu", "--eval-bleu-args", '{"beam": 5, "max_len_a": 1.2, "max_len_b": 10}', "--eval-bleu-detok", "moses", "--eval-bleu-remove-bpe",
         "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric", "--patience", "5",
         "--cpu", "--log-format", "simple", "--log-interval", "50", "--no-epoch-checkpoints",
         "--save-dir", str(save_dir),

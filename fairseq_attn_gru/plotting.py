@@ -1,0 +1,33 @@
+"""Attention heat maps, one function for the toy demo and the Multi30k recipe (matplotlib: the `test` extra)."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .evaluation import Translation  # noqa: E402
+
+
+def plot_attention(translation: Translation, path, title: str, source_label: str = "source",
+                   target_label: str = "output", figsize=(7, 6), fontsize: int = 7) -> None:
+    """Rows: output tokens + </s>; columns: source tokens + </s>; colour: attention weight in [0, 1].
+
+    A translation without an alignment (a model without attention) gets a panel saying so.
+    """
+    figure, axes = plt.subplots(figsize=figsize)
+    source_tokens = translation.source.split() + ["</s>"]
+    target_tokens = translation.hypothesis.split() + ["</s>"]
+    if translation.soft_alignment is None:
+        axes.text(0.5, 0.5, "no attention:\nthe decoder sees only the\nfinal encoder state",
+                  ha="center", va="center", fontsize=14)
+        axes.set_axis_off()
+    else:
+        image = axes.imshow(translation.soft_alignment, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+        axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=90, fontsize=fontsize)
+        axes.set_yticks(range(len(target_tokens)), target_tokens, fontsize=fontsize)
+        axes.set_xlabel(source_label)
+        axes.set_ylabel(target_label)
+        figure.colorbar(image, ax=axes, fraction=0.04)
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
