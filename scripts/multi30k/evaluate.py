@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from text import BPE_CODES, apply_bpe, detokenize, read_lines, tokenize, write_lines
-from tools import USER_DIR, fail, require_file
+from tools import fail, require_file
 
-from fairseq_attn_gru.evaluation import Translation, parse_generate_output, run_tool, sacrebleu_score
+from fairseq_attn_gru.evaluation import (USER_DIR, Translation, parse_generate_output, run_tool,
+                                         sacrebleu_score)
 
 
 def check_prep(prep_dir) -> Path:

@@ -1,8 +1,6 @@
-"""What every Multi30k script needs: where the plugin is, and stopping on bad input."""
+"""What every Multi30k script needs: stopping on bad input with one line."""
 import sys
 from pathlib import Path
-
-from fairseq_attn_gru.evaluation import USER_DIR  # noqa: F401  (the scripts import it from here)
 
 
 def fail(message: str):

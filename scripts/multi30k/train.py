@@ -14,15 +14,15 @@ import time
 from pathlib import Path
 from typing import List
 
-from fairseq_attn_gru.evaluation import run_tool
-from tools import USER_DIR, fail
+from fairseq_attn_gru.evaluation import USER_DIR, run_tool
+from tools import fail
 
 ARCH = "gru_attn_iwslt_de_en"
 
 
 def default_flags(data_bin, save_dir) -> List[str]:
     return [
-        str(data_bin), "--user-dir", str(USER_DIR), "--arch", ARCH, "--task", "translation",
+        str(data_bin), "--user-dir", USER_DIR, "--arch", ARCH, "--task", "translation",
         "--source-lang", "de", "--target-lang", "en",
         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
         "--optimizer", "adam", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "400",
