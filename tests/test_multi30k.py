@@ -88,11 +88,15 @@ def test_prepare_names_missing_data(tmp_path):
 def test_train_evaluate_and_results_end_to_end(work, tmp_path):
     results_path = tmp_path / "results" / "multi30k.json"
     run_script("run.py", "--data", DATA, "--work", work, "--skip-prepare", "--limit", 20, "--minutes", 1,
-               "--results", results_path, "--max-update", 2, *TINY_MODEL)
+               "--results", results_path, "--max-epoch", 2, *TINY_MODEL)
 
     results = json.loads(results_path.read_text())
-    assert set(results) == {"arch", "train_flags", "train_minutes", "test_2016_flickr", "test_2017_flickr",
-                            "comparison"}
+    assert set(results) == {"arch", "train_flags", "train_minutes", "checkpoint", "test_2016_flickr",
+                            "test_2017_flickr", "comparison"}
+    # two epochs: checkpoint_best.pt and the average of both epochs compete on val
+    val = results["checkpoint"]["val_sacrebleu"]
+    assert set(val) == {"checkpoint_best.pt", "checkpoint_avg2.pt"}
+    assert results["checkpoint"]["chosen"] == max(val, key=val.get)
     assert results["arch"] == "gru_attn_iwslt_de_en" and results["comparison"] == {}
     assert all(isinstance(flag, str) for flag in results["train_flags"]) and "--eval-bleu" in results["train_flags"]
     assert isinstance(results["train_minutes"], (int, float)) and 0 < results["train_minutes"] < 5

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The whole Multi30k German->English recipe: prepare -> train -> evaluate both test sets -> results json.
+"""The whole Multi30k German->English recipe: prepare -> train -> pick a checkpoint on val -> evaluate both
+test sets -> results json.
 
     python scripts/multi30k/run.py --data /path/to/multi30k --work multi30k_work [--minutes 60]
     python scripts/multi30k/run.py ... --compare-minutes 20     # also train and score 6 variants
@@ -7,7 +8,8 @@
 Writes --results (default results/multi30k.json) and, next to it, <name>_attention.png (the main model's
 attention on a test_2016_flickr sentence). Flags it does not know go to every fairseq-train run, after the
 recipe's defaults (see train.py). --limit N and --bpe-merges go to prepare.py (--limit also cuts the
-evaluation sets): small smoke runs. Running again with the same --work resumes the main run from
+evaluation sets): small smoke runs. The test sets are translated with checkpoint_best.pt or the average of
+the last --average-last epoch checkpoints (average.py), whichever scores higher on val. Running again with the same --work resumes the main run from
 WORK/main/checkpoint_last.pt (fairseq's default); delete WORK/main to start over.
 """
 import argparse
@@ -19,10 +21,11 @@ from pathlib import Path
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 import prepare  # noqa: E402
+from average import average_checkpoints, epoch_checkpoints  # noqa: E402
 from evaluate import check_prep, evaluate, translate  # noqa: E402
 from text import read_lines  # noqa: E402
 from tools import fail  # noqa: E402
-from train import last_value, train  # noqa: E402
+from train import KEEP_LAST_EPOCHS, last_value, train  # noqa: E402
 
 from fairseq_attn_gru.model import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
 from fairseq_attn_gru.plotting import plot_attention  # noqa: E402
@@ -48,6 +51,9 @@ def parse_args(argv=None):
     parser.add_argument("--minutes", type=float, default=60, help="main run's training time (default: 60)")
     parser.add_argument("--compare-minutes", type=float, default=0,
                         help="training minutes per comparison variant; 0 (default) skips the comparison")
+    parser.add_argument("--average-last", type=int, default=KEEP_LAST_EPOCHS,
+                        help="average the main run's last N epoch checkpoints and keep the average if it beats "
+                             "checkpoint_best.pt on val; 0 or 1: no averaging (default: %(default)s)")
     parser.add_argument("--skip-prepare", action="store_true", help="reuse WORK/prep from an earlier run")
     parser.add_argument("--results", default="results/multi30k.json", help="results file (default: %(default)s)")
     parser.add_argument("--bpe-merges", type=int, default=10000, help="for prepare.py (default: 10000)")
@@ -57,12 +63,32 @@ def parse_args(argv=None):
         fail(f"--minutes={args.minutes} is not allowed: a positive number")
     if args.compare_minutes < 0:
         fail(f"--compare-minutes={args.compare_minutes} is not allowed: 0 (no comparison) or more")
+    if args.average_last < 0:
+        fail(f"--average-last={args.average_last} is not allowed: 0 (no averaging) or more")
     return args, train_flags
 
 
-def score(prep, checkpoint, data, split, limit) -> dict:
+def score(prep, checkpoint, data, split, limit, out_prefix=None) -> dict:
     """{"sacrebleu", "signature"} of the checkpoint on the raw split files data/<split>.de -> .en."""
-    return evaluate(prep, checkpoint, data / f"{split}.de", data / f"{split}.en", limit=limit)
+    return evaluate(prep, checkpoint, data / f"{split}.de", data / f"{split}.en", limit=limit, out_prefix=out_prefix)
+
+
+def choose_checkpoint(prep, data, save_dir, average_last, limit):
+    """checkpoint_best.pt or the average of the last `average_last` epochs: whichever scores higher on val.
+
+    Returns (path, {"chosen", "val_sacrebleu": {name: score}}). A run with fewer epochs averages those it has.
+    """
+    candidates = {"checkpoint_best.pt": save_dir / "checkpoint_best.pt"}
+    epochs = epoch_checkpoints(save_dir)[-average_last:] if average_last > 1 else []
+    if len(epochs) > 1:
+        print(f"== main run: averaging {', '.join(path.name for path in epochs)}", flush=True)
+        averaged = average_checkpoints(epochs, save_dir / f"checkpoint_avg{len(epochs)}.pt")
+        candidates[averaged.name] = averaged
+    val = {name: score(prep, path, data, "val", limit, out_prefix=save_dir / f"val.{path.stem}")["sacrebleu"]
+           for name, path in candidates.items()}
+    chosen = max(val, key=val.get)
+    print(f"== main run: val sacreBLEU {val}; translating the test sets with {chosen}", flush=True)
+    return candidates[chosen], {"chosen": chosen, "val_sacrebleu": val}
 
 
 def compare(prep, data, work, train_flags, minutes, limit) -> dict:
@@ -110,9 +136,10 @@ def main(argv=None):
 
     print(f"== main run: training {args.minutes} min", flush=True)
     info = train(prep / "bin", work / "main", train_flags, args.minutes)
-    checkpoint = work / "main" / "checkpoint_best.pt"
+    checkpoint, selection = choose_checkpoint(prep, data, work / "main", args.average_last, args.limit)
     print(f"== main run: translating {', '.join(TEST_SETS)} (beam 5)", flush=True)
-    results = {**info, **{name: score(prep, checkpoint, data, name, args.limit) for name in TEST_SETS}}
+    results = {**info, "checkpoint": selection,
+               **{name: score(prep, checkpoint, data, name, args.limit) for name in TEST_SETS}}
     for name in TEST_SETS:
         print(f"   {name}: sacreBLEU {results[name]['sacrebleu']}  ({results[name]['signature']})", flush=True)
     results["comparison"] = (compare(prep, data, work, train_flags, args.compare_minutes, args.limit)
