@@ -9,8 +9,9 @@ Writes --results (default results/multi30k.json) and, next to it, <name>_attenti
 attention on a test_2016_flickr sentence). Flags it does not know go to every fairseq-train run, after the
 recipe's defaults (see train.py). --limit N and --bpe-merges go to prepare.py (--limit also cuts the
 evaluation sets): small smoke runs. The test sets are translated with checkpoint_best.pt or the average of
-the last --average-last epoch checkpoints (average.py), whichever scores higher on val. Running again with the same --work resumes the main run from
-WORK/main/checkpoint_last.pt (fairseq's default); delete WORK/main to start over.
+the last --average-last epoch checkpoints (average.py), whichever scores higher on val. Running again with
+the same --work resumes the main run from WORK/main/checkpoint_last.pt (fairseq's default); delete WORK/main
+to start over.
 """
 import argparse
 import json
