@@ -1,4 +1,5 @@
 """Reading fairseq-generate's output and scoring it (fairseq-score and sacreBLEU's Python API)."""
+import os
 import re
 import subprocess
 import sys
@@ -44,15 +45,17 @@ def parse_generate_output(text: str) -> List[Translation]:
 
 
 def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Optional[str] = None,
-             echo_all: bool = False) -> str:
+             echo_all: bool = False, env: Optional[Dict[str, str]] = None) -> str:
     """Run a fairseq console script and return its output, all of which also goes to ``log_path``.
 
     Progress: ``echo_all`` echoes every line, ``echo_prefix`` only the epoch summaries (tagged with it).
-    On failure it stops with fairseq's own ``error:`` line when there is one (exit status 2).
+    ``env`` adds to (or overrides) this process's environment. On failure it stops with fairseq's own
+    ``error:`` line when there is one (exit status 2).
     """
     command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, **env} if env else None)
         for line in process.stdout:
             log.write(line)
             if echo_all:

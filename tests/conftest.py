@@ -72,6 +72,20 @@ def run_cli(tool, *args, cwd=None, input=None, check=True, timeout=600):
     return result
 
 
+def toy_task(rule, vocab_size, max_len, train_size, valid_size, test_size=None, min_len=None):
+    """fairseq flags selecting the toy_translation task with the rule and sizes a test needs."""
+    flags = {"--toy-rule": rule, "--toy-vocab-size": vocab_size, "--toy-min-len": min_len, "--toy-max-len": max_len,
+             "--toy-train-size": train_size, "--toy-valid-size": valid_size, "--toy-test-size": test_size}
+    return ["--task", "toy_translation", *(str(item) for flag, value in flags.items() if value is not None
+                                           for item in (flag, value))]
+
+
+def train_toy(save_dir, toy, *flags):
+    """fairseq-train gru_attn_dot with Adam on CPU on the `toy` task; `flags` add to or override those."""
+    return run_cli("fairseq-train", "--user-dir", USER_DIR, *toy, "--arch", "gru_attn_dot", "--cpu",
+                   "--optimizer", "adam", *flags, "--save-dir", save_dir)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -6,20 +6,17 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, USER_DIR, run_cli
+from conftest import REPO, USER_DIR, run_cli, toy_task, train_toy
 
 AVERAGE = REPO / "scripts" / "multi30k" / "average.py"
-TOY = ["--task", "toy_translation", "--toy-rule", "reverse", "--toy-vocab-size", "10", "--toy-max-len", "5",
-       "--toy-train-size", "64", "--toy-valid-size", "8", "--toy-test-size", "8"]
+TOY = toy_task("reverse", vocab_size=10, max_len=5, train_size=64, valid_size=8, test_size=8)
 
 
 @pytest.fixture(scope="module")
 def save_dir(tmp_path_factory):
     """A toy run with three epochs whose last two epoch checkpoints are kept."""
     save_dir = tmp_path_factory.mktemp("average")
-    run_cli("fairseq-train", "--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam",
-            "--lr", "0.01", "--max-tokens", "200", "--max-epoch", "3", "--keep-last-epochs", "2",
-            "--save-dir", save_dir)
+    train_toy(save_dir, TOY, "--lr", "0.01", "--max-tokens", "200", "--max-epoch", "3", "--keep-last-epochs", "2")
     return save_dir
 
 

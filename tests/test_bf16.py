@@ -1,7 +1,11 @@
-"""--cpu-bf16: matmuls and GRUs in bfloat16 under autocast; weights, logits and loss stay fp32."""
+"""--cpu-bf16: matmuls and GRUs in bfloat16 under autocast; weights, logits and loss stay fp32. The Multi30k
+recipe's --precision auto turns it on only where bf16 measures faster."""
+import importlib
+
+import pytest
 import torch
 
-from conftest import USER_DIR, build_model, random_batch, run_cli
+from conftest import REPO, USER_DIR, build_model, random_batch, run_cli, toy_task, train_toy
 from test_model import target_prefix
 
 
@@ -22,13 +26,35 @@ def test_bf16_output_is_close_to_fp32_and_keeps_fp32_weights_and_logits():
 
 
 def test_bf16_trains_and_its_checkpoint_generates(tmp_path):
-    toy = ["--task", "toy_translation", "--toy-rule", "copy", "--toy-vocab-size", "20", "--toy-max-len", "6",
-           "--toy-train-size", "200", "--toy-valid-size", "16", "--toy-test-size", "16"]
-    run_cli("fairseq-train", "--user-dir", USER_DIR, *toy, "--arch", "gru_attn_dot", "--cpu-bf16", "--cpu",
-            "--optimizer", "adam", "--lr", "0.003", "--max-tokens", "500", "--max-update", "4", "--save-dir", tmp_path)
+    toy = toy_task("copy", vocab_size=20, max_len=6, train_size=200, valid_size=16, test_size=16)
+    train_toy(tmp_path, toy, "--cpu-bf16", "--lr", "0.003", "--max-tokens", "500", "--max-update", "4")
     state = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in state["model"].values() if t.is_floating_point())
     assert state["cfg"]["model"]["cpu_bf16"] is True
     out = run_cli("fairseq-generate", "--user-dir", USER_DIR, *toy, "--path", tmp_path / "checkpoint_last.pt",
                   "--gen-subset", "test", "--cpu", "--beam", "5").stdout
     assert out.count("\nH-") + out.startswith("H-") == 16
+
+
+@pytest.fixture
+def multi30k_train(monkeypatch):
+    """scripts/multi30k/train.py as a module (scripts/ is not a package)."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts" / "multi30k"))
+    return importlib.import_module("train")
+
+
+@pytest.mark.parametrize("asked, speedup, chosen", [
+    ("auto", 2.0, "bf16"), ("auto", 0.55, "fp32"), ("auto", 1.05, "fp32"),  # bf16 only when clearly faster
+    ("fp32", 2.0, "fp32"), ("bf16", 0.55, "bf16"),  # asked for explicitly: never measured
+])
+def test_multi30k_precision_auto_follows_the_measured_speedup(multi30k_train, monkeypatch, asked, speedup, chosen):
+    measured = []
+    monkeypatch.setattr(multi30k_train, "bf16_speedup", lambda: measured.append(speedup) or speedup)
+    assert multi30k_train.resolve_precision(asked) == chosen
+    assert measured == ([speedup] if asked == "auto" else [])
+
+
+def test_multi30k_training_env_leaves_variables_the_user_set(multi30k_train):
+    env = multi30k_train.training_env({"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/bin"})
+    assert "OMP_WAIT_POLICY" not in env
+    assert env["MALLOC_TRIM_THRESHOLD_"] == multi30k_train.TRAIN_ENV["MALLOC_TRIM_THRESHOLD_"]

@@ -7,17 +7,15 @@ import sys
 import pytest
 import torch
 
-from conftest import USER_DIR, run_cli
+from conftest import USER_DIR, run_cli, toy_task, train_toy
 
-TOY = ["--task", "toy_translation", "--toy-rule", "copy", "--toy-vocab-size", "10", "--toy-max-len", "5",
-       "--toy-train-size", "64", "--toy-valid-size", "8", "--toy-test-size", "8"]
+TOY = toy_task("copy", vocab_size=10, max_len=5, train_size=64, valid_size=8, test_size=8)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("ckpt")
-    run_cli("fairseq-train", "--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam",
-            "--lr", "0.001", "--max-tokens", "500", "--max-update", "2", "--save-dir", save_dir)
+    train_toy(save_dir, TOY, "--lr", "0.001", "--max-tokens", "500", "--max-update", "2")
     return save_dir / "checkpoint_last.pt"
 
 

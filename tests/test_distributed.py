@@ -8,12 +8,12 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, REPO, USER_DIR
+from conftest import REPO, USER_DIR, toy_task
 
 LAUNCHER = str(REPO / "scripts" / "train_distributed.sh")
 HELPER = f"{sys.executable} {REPO / 'tests' / 'helpers' / 'instrumented_train.py'}"
-TRAIN = ["--user-dir", USER_DIR, "--task", "toy_translation", "--toy-rule", "reverse", "--toy-vocab-size", "20",
-         "--toy-max-len", "8", "--toy-train-size", "800", "--toy-valid-size", "16", "--arch", "gru_attn_general",
+TRAIN = ["--user-dir", USER_DIR, *toy_task("reverse", vocab_size=20, max_len=8, train_size=800, valid_size=16),
+         "--arch", "gru_attn_general",
          "--optimizer", "adam", "--lr", "0.003", "--max-tokens", "400", "--max-update", "8", "--seed", "3",
          "--dropout", "0", "--log-format", "simple", "--log-interval", "1",
          "--disable-validation", "--no-save"]

@@ -6,6 +6,7 @@ OMP_NUM_THREADS=1 because the tiny models here only lose time to thread synchron
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -116,3 +117,24 @@ def test_evaluate_names_a_missing_checkpoint(work, tmp_path):
                         "--src", DATA / "val.de", "--ref", DATA / "val.en", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: --checkpoint {str(tmp_path / 'none.pt')!r} does not exist"
+
+
+def test_reuse_comparison_keeps_the_earlier_runs_table_and_names_its_flags(work, tmp_path):
+    results_path = tmp_path / "multi30k.json"
+    results_path.write_text(json.dumps({"train_flags": ["--earlier"], "comparison": {}}))
+    args = ["--data", DATA, "--skip-prepare", "--limit", 20, "--minutes", 1, "--results", results_path,
+            "--reuse-comparison", "--max-update", 2, *TINY_MODEL]
+    own_work = tmp_path / "work"
+    shutil.copytree(work / "prep", own_work / "prep")
+    empty = run_script("run.py", "--work", own_work, *args, check=False)
+    assert empty.returncode == 2 and not (own_work / "main").exists()  # refused before any training
+    assert empty.stderr.strip().splitlines()[-1] == (
+        f"error: --reuse-comparison: {str(results_path)!r} holds no comparison to reuse; "
+        "train it with --compare-minutes")
+
+    earlier = {"dot": {"extra_flags": ["--attention-type", "dot"], "val_sacrebleu": 1.5}}
+    results_path.write_text(json.dumps({"train_flags": ["--earlier"], "comparison": earlier}))
+    run_script("run.py", "--work", own_work, *args)
+    results = json.loads(results_path.read_text())
+    assert results["comparison"] == earlier and results["comparison_base_flags"] == ["--earlier"]
+    assert "--max-update" in results["train_flags"]  # this run's own flags, not the earlier ones

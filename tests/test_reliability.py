@@ -9,10 +9,9 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, USER_DIR, run_cli
+from conftest import BIN, USER_DIR, run_cli, toy_task
 
-TOY = ["--task", "toy_translation", "--toy-rule", "reverse", "--toy-vocab-size", "20", "--toy-min-len", "3",
-       "--toy-max-len", "8", "--toy-train-size", "3000", "--toy-valid-size", "20", "--toy-test-size", "20"]
+TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=8, train_size=3000, valid_size=20, test_size=20)
 TRAIN = ["--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam", "--lr", "0.003",
          "--max-tokens", "300", "--seed", "7", "--dropout", "0.2", "--no-progress-bar", "--no-epoch-checkpoints",
          "--disable-validation"]

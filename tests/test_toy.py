@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, USER_DIR, run_cli
+from conftest import REPO, USER_DIR, run_cli, toy_task, train_toy
 from fairseq_attn_gru import toy_data
 from fairseq_attn_gru.toy_task import ToyTranslationConfig, ToyTranslationTask
 
@@ -83,17 +83,15 @@ def test_out_of_range_options_stop_with_one_line(flags, message, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
 
 
-TOY = ["--task", "toy_translation", "--toy-rule", "reverse", "--toy-vocab-size", "20", "--toy-min-len", "3",
-       "--toy-max-len", "10", "--toy-train-size", "4000", "--toy-valid-size", "100", "--toy-test-size", "60"]
+TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=10, train_size=4000, valid_size=100, test_size=60)
 
 
 @pytest.fixture(scope="module")
 def reverse_model(tmp_path_factory):
     """gru_attn_dot trained on the reversal rule until it reverses almost every test sentence."""
     save_dir = tmp_path_factory.mktemp("reverse")
-    run_cli("fairseq-train", "--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam",
-            "--lr", "0.005", "--clip-norm", "5", "--dropout", "0", "--max-tokens", "2000", "--max-epoch", "8",
-            "--save-dir", save_dir, "--no-epoch-checkpoints", "--seed", "1")
+    train_toy(save_dir, TOY, "--lr", "0.005", "--clip-norm", "5", "--dropout", "0", "--max-tokens", "2000",
+              "--max-epoch", "8", "--no-epoch-checkpoints", "--seed", "1")
     return save_dir / "checkpoint_last.pt"
 
 

@@ -4,6 +4,7 @@ test sets -> results json.
 
     python scripts/multi30k/run.py --data /path/to/multi30k --work multi30k_work [--minutes 60]
     python scripts/multi30k/run.py ... --compare-minutes 20     # also train and score 6 variants
+    python scripts/multi30k/run.py ... --reuse-comparison       # or keep those of the existing --results file
 
 Writes --results (default results/multi30k.json) and, next to it, <name>_attention.png (the main model's
 attention on a test_2016_flickr sentence). Flags it does not know go to every fairseq-train run, after the
@@ -26,7 +27,7 @@ from average import average_checkpoints, epoch_checkpoints  # noqa: E402
 from evaluate import check_prep, evaluate, translate  # noqa: E402
 from text import read_lines  # noqa: E402
 from tools import fail  # noqa: E402
-from train import KEEP_LAST_EPOCHS, last_value, train  # noqa: E402
+from train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train  # noqa: E402
 
 from fairseq_attn_gru.model import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
 from fairseq_attn_gru.plotting import plot_attention  # noqa: E402
@@ -52,9 +53,15 @@ def parse_args(argv=None):
     parser.add_argument("--minutes", type=float, default=60, help="main run's training time (default: 60)")
     parser.add_argument("--compare-minutes", type=float, default=0,
                         help="training minutes per comparison variant; 0 (default) skips the comparison")
+    parser.add_argument("--reuse-comparison", action="store_true",
+                        help="keep the comparison in the existing --results file instead of training it again; "
+                             "the json then records that run's flags as comparison_base_flags")
     parser.add_argument("--average-last", type=int, default=KEEP_LAST_EPOCHS,
                         help="average the main run's last N epoch checkpoints and keep the average if it beats "
                              "checkpoint_best.pt on val; 0 or 1: no averaging (default: %(default)s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="bf16: the model's --cpu-bf16 for every run; auto (default): measured once, bf16 where "
+                             "it is faster on this CPU")
     parser.add_argument("--skip-prepare", action="store_true", help="reuse WORK/prep from an earlier run")
     parser.add_argument("--results", default="results/multi30k.json", help="results file (default: %(default)s)")
     parser.add_argument("--bpe-merges", type=int, default=10000, help="for prepare.py (default: 10000)")
@@ -64,6 +71,8 @@ def parse_args(argv=None):
         fail(f"--minutes={args.minutes} is not allowed: a positive number")
     if args.compare_minutes < 0:
         fail(f"--compare-minutes={args.compare_minutes} is not allowed: 0 (no comparison) or more")
+    if args.reuse_comparison and args.compare_minutes > 0:
+        fail("--reuse-comparison and --compare-minutes > 0 are not allowed together: reuse the comparison or train it")
     if args.average_last < 0:
         fail(f"--average-last={args.average_last} is not allowed: 0 (no averaging) or more")
     return args, train_flags
@@ -92,19 +101,28 @@ def choose_checkpoint(prep, data, save_dir, average_last, limit):
     return candidates[chosen], {"chosen": chosen, "val_sacrebleu": val}
 
 
-def compare(prep, data, work, train_flags, minutes, limit) -> dict:
+def compare(prep, data, work, train_flags, minutes, precision, limit) -> dict:
     """Each variant trained for the same minutes with the same flags but its own: val and test_2016 sacreBLEU."""
     comparison = {}
     for name, variant_flags in VARIANTS.items():
         print(f"== comparison {name}: training {minutes} min with {' '.join(variant_flags)}", flush=True)
         save_dir = work / "compare" / name
-        info = train(prep / "bin", save_dir, [*train_flags, *variant_flags], minutes)
+        info = train(prep / "bin", save_dir, [*train_flags, *variant_flags], minutes, precision)
         checkpoint = save_dir / "checkpoint_best.pt"
         val, test = score(prep, checkpoint, data, "val", limit), score(prep, checkpoint, data, TEST_SETS[0], limit)
         comparison[name] = {"extra_flags": variant_flags, "train_minutes": info["train_minutes"],
                             "val_sacrebleu": val["sacrebleu"], "test_2016_flickr_sacrebleu": test["sacrebleu"]}
         print(f"== comparison {name}: val {val['sacrebleu']}  test_2016_flickr {test['sacrebleu']}", flush=True)
     return comparison
+
+
+def earlier_comparison(results_path: Path) -> dict:
+    """{"comparison", "comparison_base_flags"} of an earlier results file, for --reuse-comparison."""
+    earlier = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if not earlier.get("comparison"):
+        fail(f"--reuse-comparison: {str(results_path)!r} holds no comparison to reuse; train it with --compare-minutes")
+    return {"comparison": earlier["comparison"],
+            "comparison_base_flags": earlier.get("comparison_base_flags", earlier["train_flags"])}
 
 
 def has_attention(train_info: dict) -> bool:
@@ -135,16 +153,21 @@ def main(argv=None):
         prepare.main(["--data", str(data), "--out", str(prep), "--bpe-merges", str(args.bpe_merges),
                       *(["--limit", str(args.limit)] if args.limit else [])])
 
+    reused = earlier_comparison(results_path) if args.reuse_comparison else None  # fail before the hour, not after
     print(f"== main run: training {args.minutes} min", flush=True)
-    info = train(prep / "bin", work / "main", train_flags, args.minutes)
+    precision = resolve_precision(args.precision)  # once, so every run trains the same way
+    info = train(prep / "bin", work / "main", train_flags, args.minutes, precision)
     checkpoint, selection = choose_checkpoint(prep, data, work / "main", args.average_last, args.limit)
     print(f"== main run: translating {', '.join(TEST_SETS)} (beam 5)", flush=True)
     results = {**info, "checkpoint": selection,
                **{name: score(prep, checkpoint, data, name, args.limit) for name in TEST_SETS}}
     for name in TEST_SETS:
         print(f"   {name}: sacreBLEU {results[name]['sacrebleu']}  ({results[name]['signature']})", flush=True)
-    results["comparison"] = (compare(prep, data, work, train_flags, args.compare_minutes, args.limit)
-                             if args.compare_minutes > 0 else {})
+    if reused:
+        results.update(reused)
+    else:
+        results["comparison"] = (compare(prep, data, work, train_flags, args.compare_minutes, precision, args.limit)
+                                 if args.compare_minutes > 0 else {})
 
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
