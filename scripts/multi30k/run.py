@@ -119,10 +119,10 @@ def compare(prep, data, work, train_flags, minutes, precision, limit) -> dict:
 def earlier_comparison(results_path: Path) -> dict:
     """{"comparison", "comparison_base_flags"} of an earlier results file, for --reuse-comparison."""
     earlier = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    if not earlier.get("comparison"):
+    base_flags = earlier.get("comparison_base_flags", earlier.get("train_flags"))
+    if not earlier.get("comparison") or not base_flags:
         fail(f"--reuse-comparison: {str(results_path)!r} holds no comparison to reuse; train it with --compare-minutes")
-    return {"comparison": earlier["comparison"],
-            "comparison_base_flags": earlier.get("comparison_base_flags", earlier["train_flags"])}
+    return {"comparison": earlier["comparison"], "comparison_base_flags": base_flags}
 
 
 def has_attention(train_info: dict) -> bool:
