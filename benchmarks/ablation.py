@@ -2,10 +2,10 @@
 """What three of the speed levers buy, measured side by side with bench.py's models, data and measurements.
 
 * whole-target decoder: the GRU over all target steps in one call and attention as batched matrix products,
-  against the step-by-step loop (the decoder's ``force_step_loop``, what a model with input feeding must do);
+  against the step-by-step loop (the order's ``runs_whole_target`` turned off, what a model with input feeding must do);
 * reorder skip: beam search reorders encoder outputs and cached keys every step; the model skips the copy when
   every row keeps its sentence. "Off" copies every time, as a plain ``index_select`` would;
-* encoder recurrence (``fairseq_attn_gru/gru.py``): fp32 training of padded source batches runs the encoder GRU
+* encoder recurrence (``fairseq_attn_gru/models/gru.py``): fp32 training of padded source batches runs the encoder GRU
   with a hand-written backward, against ``nn.GRU`` over the packed batch, whose autograd backward zero-fills a
   whole-input-sized gradient for every step.
 
@@ -33,8 +33,8 @@ CONFIGS = {
 
 
 def worker(name, config, steps, out_path):
-    import fairseq_attn_gru.decoder as decoder_module
-    import fairseq_attn_gru.encoder as encoder_module
+    import fairseq_attn_gru.models.decoder as decoder_module
+    import fairseq_attn_gru.models.encoder as encoder_module
 
     if config.get("no_reorder_skip"):
         decoder_module.same_sentences = encoder_module.same_sentences = lambda source_row, new_order: False

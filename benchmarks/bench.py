@@ -99,7 +99,7 @@ def matmul_gflops(dtype, size=2048, repeats=5):
 def build(name):
     import fairseq_attn_gru  # noqa: F401
     from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
-    from fairseq_attn_gru.toy_task import ToyTranslationConfig, ToyTranslationTask
+    from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig, ToyTranslationTask
 
     task = ToyTranslationTask.setup_task(ToyTranslationConfig(**TOY))
     args = model_args(name)
@@ -116,11 +116,11 @@ def batches(task, split):
 
 
 def worker(name, steps, out_path, force_step_loop=False):
-    """One measurement of one model; writes a json line. ``force_step_loop``: see benchmarks/ablation.py."""
+    """One measurement of one model; writes a json line. ``force_step_loop``: run the step-by-step loop where the order could run whole targets."""
     torch.manual_seed(1)
     task, model = build(name)
     if force_step_loop:
-        model.decoder.force_step_loop = True
+        model.decoder.order.runs_whole_target = False
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_batches = batches(task, "train")
     model.train()

@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fairseq_attn_gru.evaluation import FAIRSEQ_BIN as BIN
-from fairseq_attn_gru.evaluation import USER_DIR
+from fairseq_attn_gru.recipes.cli import FAIRSEQ_BIN as BIN
+from fairseq_attn_gru.recipes.cli import USER_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 

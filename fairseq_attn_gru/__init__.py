@@ -1,11 +1,11 @@
 """fairseq-attn-gru: GRU encoder-decoder with selectable attention, as a fairseq plugin.
 
-Load it with ``--user-dir fairseq_attn_gru`` (or ``import fairseq_attn_gru``): importing this
-package registers the ``gru_attn`` model, its named architectures and the ``toy_translation`` task.
+Load it with ``--user-dir`` (or ``import fairseq_attn_gru``): importing registers the ``gru_attn`` model, its named
+architectures and the ``toy_translation`` task, then applies the fairseq fixes (fairseq_fixes/, each with its
+upstream bug and scope).
 """
-from .errors import MissingDependencyError, UserError, install_excepthook
+from .errors import MissingDependencyError, UserError, install_cli_excepthook
 
-install_excepthook()  # before anything can fail: errors a person can fix print as one line
 try:
     import fairseq  # noqa: F401
 except ImportError:
@@ -14,24 +14,11 @@ except ImportError:
         "(it installs torch==2.13.0 and fairseq-fixed==0.12.3.1 into .venv/)"
     ) from None
 
-from .compat import (  # noqa: E402
-    fix_diverse_beam_search_batches,
-    keep_last_partial_batch,
-    register_checkpoint_safe_globals,
-)
+from . import models, tasks  # noqa: E402  (runs the @register_* decorators)
+from .fairseq_fixes import apply_all  # noqa: E402
+from .models import GRUAttnModel  # noqa: E402
 
-register_checkpoint_safe_globals()
-keep_last_partial_batch()
-fix_diverse_beam_search_batches()
-
-from .safety import install_guards  # noqa: E402
-
-install_guards()
-
-from . import model, toy_task  # noqa: E402,F401  (run the @register_* decorators)
-from .model import GRUAttnModel  # noqa: E402,F401
-from .beam_stopping import install_patient_stopping  # noqa: E402
-
-install_patient_stopping()
+apply_all()
+install_cli_excepthook()
 
 __all__ = ["GRUAttnModel", "UserError"]

@@ -1,11 +1,22 @@
-"""User-facing errors: one clear line, no traceback.
+"""Errors a person can fix, and how a command-line run shows them: one ``error: ...`` line, exit status 2.
 
-fairseq's command-line tools let exceptions escape to the interpreter, which prints a traceback.
-Errors a person can fix are raised as :class:`UserError`; importing the plugin installs an
-excepthook that prints such errors as a single ``error: ...`` line and exits with status 2.
-Every other exception keeps its normal traceback.
+Two kinds carry such a line: this package's :class:`UserError`, and an exception fairseq raised that one of our
+fixes ``explain``-ed (same exception, same type, with a one-line message and a note added). In Python (a REPL,
+a notebook, a program using the hub API) both stay ordinary exceptions that the caller can catch. Only in a
+fairseq console tool (``fairseq-train``, ``fairseq-generate``, ...) does ``install_cli_excepthook`` print the
+line instead of a traceback; every other exception keeps its traceback there too.
 """
+import atexit
+import os
 import sys
+from typing import Optional
+
+#: the console scripts of fairseq whose uncaught errors get one line
+FAIRSEQ_TOOLS = frozenset({
+    "fairseq-train", "fairseq-generate", "fairseq-interactive", "fairseq-validate", "fairseq-eval-lm",
+    "fairseq-hydra-train", "fairseq-preprocess", "fairseq-score",
+})
+_MESSAGE = "fairseq_attn_gru_message"
 
 
 class UserError(ValueError):
@@ -21,38 +32,51 @@ def config_error(flag: str, value, allowed: str) -> UserError:
     return UserError(f"{flag}={value!r} is not allowed: {allowed}")
 
 
-def _find_in_chain(exc, kind):
-    """The ``kind`` exception behind ``exc``, following fairseq/hydra's wrapping (``raise X from err``)."""
+def explain(error: BaseException, message: str) -> BaseException:
+    """Give fairseq's own exception a one-line message for command-line runs; its type and text stay."""
+    setattr(error, _MESSAGE, message)
+    error.add_note(f"fairseq-attn-gru: {message}")
+    return error
+
+
+def user_message(error: Optional[BaseException]) -> Optional[str]:
+    """The one-line message behind ``error``, following fairseq/hydra's wrapping (``raise X from err``)."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return str(error)
+        if getattr(error, _MESSAGE, None):
+            return getattr(error, _MESSAGE)
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
     return None
 
 
-def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
-    user_error = _find_in_chain(exc, UserError)
-    diverged = _find_in_chain(exc, FloatingPointError)
-    if user_error is None and diverged is not None:
-        # fairseq's trainer raises this on NaN/inf loss or gradients (its NanDetector may then fail on top of it)
-        user_error = UserError(
-            f"training diverged: {diverged} (NaN/inf loss or gradients); checkpoint_last/best are the last good "
-            "ones (fairseq wrote the diverged state to crash.pt); try a lower --lr or --clip-norm"
-        )
-    if user_error is None:
+def running_fairseq_tool(argv0: Optional[str] = None) -> bool:
+    """A non-interactive run of a fairseq console script (or ``python -m fairseq_cli.X``)."""
+    if sys.flags.interactive or hasattr(sys, "ps1"):
+        return False
+    argv0 = os.path.normpath(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    parts = argv0.split(os.sep)
+    return parts[-1] in FAIRSEQ_TOOLS or (len(parts) > 1 and parts[-2] == "fairseq_cli")
+
+
+def _cli_excepthook(exc_type, exc, tb, _previous=sys.excepthook):
+    message = user_message(exc)
+    if message is None:
         _previous(exc_type, exc, tb)
         return
     sys.stdout.flush()
-    print(f"error: {user_error}", file=sys.stderr)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    # the status of an uncaught exception is always 1 and sys.exit cannot run in an excepthook: finish the
+    # process's exit work (atexit) ourselves, then leave with 2
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
     sys.stderr.flush()
-    # sys.exit does not work from inside an excepthook
-    import os
-
     os._exit(2)
 
 
-def install_excepthook() -> None:
-    if getattr(sys.excepthook, "__name__", "") != "_excepthook":
-        sys.excepthook = _excepthook
+def install_cli_excepthook() -> None:
+    """In a fairseq console tool only: errors with a one-line message end the run with that line and status 2."""
+    if running_fairseq_tool() and sys.excepthook is not _cli_excepthook:
+        sys.excepthook = _cli_excepthook

@@ -11,7 +11,7 @@ import torch
 import fairseq_attn_gru  # noqa: F401  (registers the model and task)
 from fairseq.data import Dictionary
 from fairseq.models import ARCH_CONFIG_REGISTRY
-from fairseq_attn_gru.model import GRUAttnModel
+from fairseq_attn_gru.models import GRUAttnModel
 
 REPO = Path(__file__).resolve().parents[1]
 USER_DIR = str(REPO / "fairseq_attn_gru")
@@ -60,15 +60,23 @@ def pad_rows(rows, pad, left_pad, width=None):
     return out
 
 
-def run_cli(tool, *args, cwd=None, input=None, check=True, timeout=600):
-    """Run one of fairseq's console scripts from this venv; returns the CompletedProcess."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    result = subprocess.run(
-        [str(BIN / tool), *map(str, args)],
-        cwd=cwd, input=input, capture_output=True, text=True, timeout=timeout, env=env,
-    )
+def run_cli(program, *args, cwd=None, input=None, check=True, timeout=600, env=None):
+    """Run a console tool of this venv (``"fairseq-train"``), a script (``REPO / "scripts" / "demo.py"``) or an
+    executable (``sys.executable``); returns the CompletedProcess (text stdout and stderr)."""
+    program = str(program)
+    if program.endswith(".py"):
+        command = [sys.executable, program]
+    elif os.path.isabs(program):
+        command = [program]
+    else:
+        command = [str(BIN / program)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+               **(env or {}))
+    result = subprocess.run([*command, *map(str, args)], cwd=cwd, input=input, capture_output=True, text=True,
+                            timeout=timeout, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"{tool} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        raise AssertionError(f"{program} failed ({result.returncode}):\n{result.stdout[-2000:]}\n"
+                             f"{result.stderr[-4000:]}")
     return result
 
 

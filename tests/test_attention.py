@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from fairseq_attn_gru.attention import ConcatAttention, DotAttention, GeneralAttention
+from fairseq_attn_gru.models.attention import ConcatAttention, DotAttention, GeneralAttention
 
 B, T, S, HQ, C = 3, 4, 5, 6, 6
 

@@ -1,7 +1,5 @@
 """scripts/multi30k/average.py: the averaged checkpoint holds the float64 mean of the epochs' parameters and
 loads in fairseq-generate; asking for more epochs than were kept is a one-line error."""
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,8 +19,7 @@ def save_dir(tmp_path_factory):
 
 
 def run_average(*args):
-    return subprocess.run([sys.executable, str(AVERAGE), *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return run_cli(AVERAGE, *args, check=False, timeout=300)
 
 
 def test_average_is_the_mean_of_the_last_epochs_and_generates(save_dir, tmp_path):

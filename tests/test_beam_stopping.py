@@ -46,7 +46,7 @@ def test_patient_stopping_finds_the_full_hypothesis_where_fairseqs_rule_truncate
     assert best_hypothesis(model, task) == full
 
     patient = SequenceGenerator.finalize_hypos
-    SequenceGenerator.finalize_hypos = patient.original  # fairseq's own rule, for contrast
+    SequenceGenerator.finalize_hypos = patient.__wrapped__  # fairseq's own rule, for contrast
     try:
         truncated = best_hypothesis(model, task)
     finally:

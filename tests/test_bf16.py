@@ -5,7 +5,7 @@ import importlib
 import pytest
 import torch
 
-from conftest import REPO, USER_DIR, build_model, random_batch, run_cli, toy_task, train_toy
+from conftest import USER_DIR, build_model, random_batch, run_cli, toy_task, train_toy
 from test_model import target_prefix
 
 
@@ -37,10 +37,8 @@ def test_bf16_trains_and_its_checkpoint_generates(tmp_path):
 
 
 @pytest.fixture
-def multi30k_train(monkeypatch):
-    """scripts/multi30k/train.py as a module (scripts/ is not a package)."""
-    monkeypatch.syspath_prepend(str(REPO / "scripts" / "multi30k"))
-    return importlib.import_module("train")
+def multi30k_train():
+    return importlib.import_module("fairseq_attn_gru.recipes.multi30k.train")
 
 
 @pytest.mark.parametrize("asked, speedup, chosen", [

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import USER_DIR, run_cli
-from fairseq_attn_gru import toy_data
-from fairseq_attn_gru.model import NAMED_ARCHITECTURES
+from fairseq_attn_gru.tasks import toy_data
+from fairseq_attn_gru.models.config import NAMED_ARCHITECTURES
 
 SMALL_IWSLT = ["--encoder-hidden-size", "32", "--decoder-hidden-size", "64", "--encoder-embed-dim", "16",
                "--decoder-embed-dim", "16", "--decoder-out-embed-dim", "16"]

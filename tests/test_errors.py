@@ -1,4 +1,6 @@
 """Impossible settings stop with one line naming the flag, the value and what is allowed; no traceback."""
+import sys
+
 import pytest
 
 from conftest import USER_DIR, TinyTask, build_model, run_cli
@@ -78,3 +80,46 @@ def test_unknown_attention_type_is_rejected_by_the_parser(tmp_path):
                      "--arch", "gru_attn", "--attention-type", "cosine", "--save-dir", tmp_path, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "invalid choice: 'cosine'" in result.stderr and "'dot'" in result.stderr
+
+
+# -- Python sessions get exceptions; only fairseq's console tools get the one-line exit ------------------------
+
+BAD_TOY_RULE = "from fairseq_attn_gru.tasks import toy_data; toy_data.validate_options('bogus', 10, 1, 2, {})"
+
+
+def test_an_interactive_session_goes_on_after_a_user_error():
+    session = f"import fairseq_attn_gru\n{BAD_TOY_RULE}\nprint('next statement ran')\n"
+    result = run_cli(sys.executable, "-i", "-q", input=session, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "next statement ran" in result.stdout
+    assert "UserError: --toy-rule='bogus' is not allowed" in result.stderr  # an ordinary traceback
+
+
+def test_a_program_can_catch_a_user_error_and_its_atexit_work_runs():
+    program = ("import atexit, fairseq_attn_gru\n"
+               "atexit.register(lambda: print('atexit ran'))\n"
+               f"try:\n    {BAD_TOY_RULE}\nexcept ValueError as error:\n    print('caught', type(error).__name__)\n"
+               f"{BAD_TOY_RULE}\n")
+    result = run_cli(sys.executable, "-c", program, check=False)
+    assert result.stdout.splitlines() == ["caught UserError", "atexit ran"]
+    assert result.returncode == 1 and "Traceback" in result.stderr  # Python's own handling of the uncaught one
+
+
+def test_a_fairseq_tool_prints_one_line_and_exits_2():
+    result = run_cli("fairseq-train", "--user-dir", USER_DIR, "--task", "toy_translation", "--toy-rule", "copy",
+                     "--toy-min-len", "5", "--toy-max-len", "2", "--arch", "gru_attn_dot", "--cpu", "--max-tokens", "100",
+                     check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == \
+        "error: --toy-max-len=2 is not allowed: an integer >= --toy-min-len (5)"
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv0, expected", [
+    ("/venv/bin/fairseq-train", True), ("/venv/bin/fairseq-interactive", True),
+    ("/x/site-packages/fairseq_cli/generate.py", True), ("my_program.py", False), ("", False), ("-c", False),
+])
+def test_only_fairseq_console_tools_get_the_one_line_hook(argv0, expected):
+    from fairseq_attn_gru.errors import running_fairseq_tool
+
+    assert running_fairseq_tool(argv0) is expected

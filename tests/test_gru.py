@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-import fairseq_attn_gru.encoder as encoder_module
+import fairseq_attn_gru.models.encoder as encoder_module
 from conftest import build_model, random_batch
-from fairseq_attn_gru.gru import recurrence_function_applies, run_gru
+from fairseq_attn_gru.models.gru import recurrence_function_applies, run_gru
 
 
 def nn_gru_reference(rnn, x, h0, lengths):

@@ -1,20 +1,16 @@
 """scripts/joeynmt_reverse.py: Joey NMT's reverse task through fairseq-preprocess -> train -> generate -> score."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, SHARED
+from conftest import REPO, SHARED, run_cli
 
 DATA = SHARED / "data" / "joeynmt_reverse"
 SCRIPT = str(REPO / "scripts" / "joeynmt_reverse.py")
 
 
 def run(*args):
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=600)
+    return run_cli(SCRIPT, *args, check=False)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"needs Joey NMT's reverse data in {DATA}")

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from conftest import TinyTask, build_model, pad_rows, random_batch
-from fairseq_attn_gru.decoder import teacher_forcing_probability
-from fairseq_attn_gru.model import NAMED_ARCHITECTURES
+from fairseq_attn_gru.models.decoder import teacher_forcing_probability
+from fairseq_attn_gru.models.config import NAMED_ARCHITECTURES
 
 VARIANTS = [(arch, {}) for arch in NAMED_ARCHITECTURES if arch != "gru_attn_iwslt_de_en"] + [
     ("gru_attn_iwslt_de_en", {"encoder_hidden_size": 16, "decoder_hidden_size": 32, "encoder_embed_dim": 8,
@@ -47,12 +47,12 @@ def test_incremental_decoding_equals_full_forward(arch, overrides):
 @pytest.mark.parametrize("arch", ["gru_seq2seq", "gru_attn_dot", "gru_attn_general", "gru_attn_concat"])
 def test_whole_target_path_equals_step_loop(arch):
     model = build_model(arch, decoder_layers=2).eval()
-    assert model.decoder._whole_target_path()
+    assert model.decoder.order.runs_whole_target
     src_tokens, src_lengths = random_batch(model.encoder.dictionary, [5, 8, 3])
     prev = target_prefix(model.decoder.dictionary, 3, 6)
     with torch.no_grad():
         fast_logits, fast_extra = model(src_tokens, src_lengths, prev)
-        model.decoder.force_step_loop = True
+        model.decoder.order.runs_whole_target = False  # the step-by-step loop every other order runs
         loop_logits, loop_extra = model(src_tokens, src_lengths, prev)
     torch.testing.assert_close(fast_logits, loop_logits, rtol=1e-5, atol=1e-5)
     if fast_extra["attn"][0] is not None:
@@ -165,7 +165,7 @@ def test_teacher_forcing_schedule_and_sampling_changes_inputs():
     free_running, _ = model(src_tokens, src_lengths, prev)  # P = 0: fed its own greedy guesses
     model.eval()  # validation / generation ignore teacher forcing
     gold, _ = model(src_tokens, src_lengths, prev)
-    model.decoder.force_step_loop = True
+    model.decoder.order.runs_whole_target = False
     assert not torch.allclose(free_running, gold)
     # P = 0 fed its own argmax: the same as greedy teacher forcing on its own predictions
     own = prev.clone()

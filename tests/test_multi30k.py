@@ -3,16 +3,13 @@
 Skipped when ../shared/data/multi30k is absent. The scripts run as subprocesses, like a person runs them;
 OMP_NUM_THREADS=1 because the tiny models here only lose time to thread synchronisation.
 """
-import importlib.util
+import importlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, SHARED
+from conftest import REPO, SHARED, run_cli
 from fairseq.data import Dictionary, data_utils
 
 DATA = SHARED / "data" / "multi30k"
@@ -27,20 +24,11 @@ pytestmark = [pytest.mark.shared,
 
 
 def run_script(name, *args, check=True):
-    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)],
-                            capture_output=True, text=True, timeout=300, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+    return run_cli(SCRIPTS / name, *args, check=check, timeout=300, env={"OMP_NUM_THREADS": "1"})
 
 
 def load_text_module():
-    """scripts/multi30k/text.py, loaded by path (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("multi30k_text", SCRIPTS / "text.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("fairseq_attn_gru.recipes.multi30k.text")
 
 
 @pytest.fixture(scope="module")

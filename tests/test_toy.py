@@ -1,14 +1,12 @@
 """The toy_translation task: determinism, the rules, the text-file route, and the CLIs on it."""
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from conftest import REPO, USER_DIR, run_cli, toy_task, train_toy
-from fairseq_attn_gru import toy_data
-from fairseq_attn_gru.toy_task import ToyTranslationConfig, ToyTranslationTask
+from fairseq_attn_gru.tasks import toy_data
+from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig, ToyTranslationTask
 
 SMALL = dict(toy_vocab_size=30, toy_min_len=2, toy_max_len=9, toy_train_size=60, toy_valid_size=10, toy_test_size=10)
 
@@ -47,8 +45,7 @@ def test_rules_on_hand_made_examples():
 def test_text_file_route_gives_the_same_dictionaries_and_sentences(tmp_path):
     options = ["--toy-rule", "translate", "--toy-vocab-size", "30", "--toy-min-len", "2", "--toy-max-len", "9",
                "--toy-train-size", "60", "--toy-valid-size", "10", "--toy-test-size", "10", "--toy-seed", "1"]
-    subprocess.run([sys.executable, REPO / "scripts" / "make_toy_data.py", "--out-dir", tmp_path / "text", *options],
-                   check=True, capture_output=True)
+    run_cli(REPO / "scripts" / "make_toy_data.py", "--out-dir", tmp_path / "text", *options)
     text = tmp_path / "text"
     run_cli("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref", text / "train",
             "--validpref", text / "valid", "--testpref", text / "test", "--srcdict", text / "dict.src.txt",
@@ -77,8 +74,7 @@ def test_text_file_route_gives_the_same_dictionaries_and_sentences(tmp_path):
     (["--toy-test-size", "-1"], "--toy-test-size=-1"),
 ])
 def test_out_of_range_options_stop_with_one_line(flags, message, tmp_path):
-    result = subprocess.run([sys.executable, REPO / "scripts" / "make_toy_data.py", "--out-dir", tmp_path, *flags],
-                            capture_output=True, text=True)
+    result = run_cli(REPO / "scripts" / "make_toy_data.py", "--out-dir", tmp_path, *flags, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
 
@@ -138,8 +134,7 @@ def test_hub_interface_translates(reverse_model):
 
 @pytest.mark.slow
 def test_demo_writes_every_file(tmp_path):
-    subprocess.run([sys.executable, REPO / "scripts" / "demo.py", "--out-dir", tmp_path, "--quick"], check=True,
-                   capture_output=True, timeout=600)
+    run_cli(REPO / "scripts" / "demo.py", "--out-dir", tmp_path, "--quick")
     import json
 
     results = json.loads((tmp_path / "results.json").read_text())

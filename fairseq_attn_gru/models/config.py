@@ -1,20 +1,21 @@
-"""``--arch gru_attn``: registration, its config (flags and help text), validation and named architectures."""
+"""The ``gru_attn`` config: every flag with its help text, the named architectures' defaults, validation.
+
+One place for all three: fairseq builds the command-line flags from ``GRUAttnConfig``, and
+``scripts/flags_table.py`` builds the README's flags table from the same help strings.
+"""
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from fairseq.utils import safe_getattr
 
-from .attention import build_attention
-from .decoder import GRUDecoder
-from .embeddings import build_embedding
-from .encoder import GRUEncoder
-from .errors import UserError, config_error
+from ..errors import config_error
+from .attention import ATTENTION_CLASSES
+from .decoder_orders import DECODER_ORDERS
 
-ATTENTION_TYPES = ["none", "dot", "general", "concat"]
-DECODER_STYLES = ["luong", "bahdanau"]
+ATTENTION_TYPES = ["none", *ATTENTION_CLASSES]
+DECODER_STYLES = list(DECODER_ORDERS)
 
 
 @dataclass
@@ -194,64 +195,6 @@ def _encoder_output_dim(cfg) -> int:
     return cfg.encoder_hidden_size * (2 if cfg.encoder_bidirectional else 1)
 
 
-@register_model("gru_attn", dataclass=GRUAttnConfig)
-class GRUAttnModel(FairseqEncoderDecoderModel):
-    """GRU encoder-decoder with selectable attention (see GRUAttnConfig for every option)."""
-
-    @classmethod
-    def build_model(cls, cfg, task):
-        base_architecture(cfg)
-        validate_config(cfg, task)
-        attention_type = str(cfg.attention_type)
-
-        encoder_embed = build_embedding(
-            task.source_dictionary, cfg.encoder_embed_dim, cfg.encoder_embed_path, "--encoder-embed-path"
-        )
-        if cfg.share_all_embeddings:
-            decoder_embed = encoder_embed
-        else:
-            decoder_embed = build_embedding(
-                task.target_dictionary, cfg.decoder_embed_dim, cfg.decoder_embed_path, "--decoder-embed-path"
-            )
-        encoder_embed.weight.requires_grad = not cfg.encoder_freeze_embed
-        decoder_embed.weight.requires_grad = not cfg.decoder_freeze_embed
-
-        encoder = GRUEncoder(
-            task.source_dictionary,
-            encoder_embed,
-            hidden_size=cfg.encoder_hidden_size,
-            num_layers=cfg.encoder_layers,
-            bidirectional=cfg.encoder_bidirectional,
-            dropout_in=cfg.encoder_dropout_in,
-            dropout_out=cfg.encoder_dropout_out,
-            output_proj_dim=cfg.decoder_hidden_size if cfg.encoder_proj and attention_type != "none" else 0,
-            max_source_positions=cfg.max_source_positions,
-            cpu_bf16=cfg.cpu_bf16,
-        )
-        attention = build_attention(attention_type, cfg.decoder_hidden_size, encoder.output_dim)
-        decoder = GRUDecoder(
-            task.target_dictionary,
-            decoder_embed,
-            hidden_size=cfg.decoder_hidden_size,
-            out_embed_dim=cfg.decoder_out_embed_dim,
-            num_layers=cfg.decoder_layers,
-            dropout_in=cfg.decoder_dropout_in,
-            dropout_out=cfg.decoder_dropout_out,
-            attention=attention,
-            style=str(cfg.decoder_style),
-            input_feeding=cfg.input_feeding,
-            encoder_output_dim=encoder.output_dim,
-            encoder_final_dim=encoder.final_dim,
-            share_input_output_embed=cfg.share_decoder_input_output_embed or cfg.share_all_embeddings,
-            teacher_forcing=cfg.teacher_forcing,
-            teacher_forcing_min=cfg.teacher_forcing_min,
-            teacher_forcing_decay_updates=cfg.teacher_forcing_decay_updates,
-            max_target_positions=cfg.max_target_positions,
-            cpu_bf16=cfg.cpu_bf16,
-        )
-        return cls(encoder, decoder)
-
-
 # -- named architectures: defaults only, every one overridable on the command line ---------------
 
 SMALL = dict(
@@ -283,17 +226,3 @@ NAMED_ARCHITECTURES = {
         dropout=0.3,
     ),
 }
-
-
-def _register_named_architecture(arch_name: str, defaults: dict) -> None:
-    def set_defaults(args):
-        for name, value in defaults.items():
-            if safe_getattr(args, name) is None:
-                setattr(args, name, value)
-        base_architecture(args)
-
-    register_model_architecture("gru_attn", arch_name)(set_defaults)
-
-
-for _name, _defaults in NAMED_ARCHITECTURES.items():
-    _register_named_architecture(_name, _defaults)

@@ -1,4 +1,4 @@
-"""GRU decoder: Luong or Bahdanau order, any attention score, incremental decoding for fairseq's generators."""
+"""GRU decoder: any decoder order, any attention score, incremental decoding for fairseq's generators."""
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -10,6 +10,7 @@ from fairseq.modules import FairseqDropout
 from torch import Tensor
 
 from .attention import Attention
+from .decoder_orders import DecoderOrder
 from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
 
@@ -27,10 +28,9 @@ def teacher_forcing_probability(start: float, minimum: float, decay_updates: int
 class GRUDecoder(FairseqIncrementalDecoder):
     """GRU decoder over a target prefix.
 
-    Luong order (``style="luong"``): GRU step, attention on the new state, then
-    ``tanh(W [state; context])`` is the output feature (optionally fed back with ``input_feeding``).
-    Bahdanau order (``style="bahdanau"``): attention on the previous state, GRU over
-    ``[embedding; context]``, output feature ``tanh(W [state; context; embedding])``.
+    Each step runs its ``order`` (decoder_orders.py: Luong, Bahdanau), which says where attention sits
+    relative to the GRU; the output feature is ``tanh(W x)`` of what the order returns, optionally fed back
+    to the next step (``input_feeding``), and the vocabulary projection reads it.
     """
 
     def __init__(
@@ -43,9 +43,8 @@ class GRUDecoder(FairseqIncrementalDecoder):
         dropout_in: float,
         dropout_out: float,
         attention: Optional[Attention],
-        style: str,
+        order: DecoderOrder,
         input_feeding: bool,
-        encoder_output_dim: int,
         encoder_final_dim: int,
         share_input_output_embed: bool,
         teacher_forcing: float = 1.0,
@@ -56,33 +55,25 @@ class GRUDecoder(FairseqIncrementalDecoder):
     ):
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
-        embed_dim = embed_tokens.embedding_dim
         self.dropout_in_module = FairseqDropout(dropout_in, module_name=self.__class__.__name__)
         self.dropout_out_module = FairseqDropout(dropout_out, module_name=self.__class__.__name__)
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.attention = attention
-        self.style = style
+        self.order = order
         self.input_feeding = input_feeding
-        context_dim = encoder_output_dim if attention is not None else 0
 
         # the learned bridge: final encoder states -> initial state of every decoder layer
         self.bridge = nn.Linear(encoder_final_dim, num_layers * hidden_size) if encoder_final_dim else None
 
-        rnn_input_dim = embed_dim
-        if style == "bahdanau":
-            rnn_input_dim += context_dim
-        if input_feeding:
-            rnn_input_dim += out_embed_dim
         self.rnn = nn.GRU(
-            input_size=rnn_input_dim,
+            input_size=order.rnn_input_dim,
             hidden_size=hidden_size,
             num_layers=num_layers,
             dropout=dropout_out if num_layers > 1 else 0.0,
             batch_first=True,
         )
-        output_input_dim = hidden_size + context_dim + (embed_dim if style == "bahdanau" else 0)
-        self.output_proj = nn.Linear(output_input_dim, out_embed_dim)
+        self.output_proj = nn.Linear(order.feature_input_dim, out_embed_dim)
         self.share_input_output_embed = share_input_output_embed
         self.fc_out = None if share_input_output_embed else nn.Linear(out_embed_dim, len(dictionary))
 
@@ -92,8 +83,6 @@ class GRUDecoder(FairseqIncrementalDecoder):
         self.num_updates = 0
         self.max_target_positions = max_target_positions
         self.cpu_bf16 = cpu_bf16
-        #: tests set this to run the step-by-step loop where the whole-target path would apply
-        self.force_step_loop = False
 
     # -- fairseq interface ------------------------------------------------------------------
 
@@ -131,7 +120,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
         state = cached if cached is not None else self._initial_state(encoder_out, embedded)
         memory = self._memory(encoder_out, state)
 
-        if self._whole_target_path() or embedded.size(1) == 1:
+        if self.order.runs_whole_target or embedded.size(1) == 1:
             features, attn, state = self._step(embedded, state, memory)  # (B, T, O), (B, T, S)
         else:
             step_features, step_attn = [], []
@@ -207,10 +196,6 @@ class GRUDecoder(FairseqIncrementalDecoder):
 
     # -- recurrence ---------------------------------------------------------------------------
 
-    def _whole_target_path(self) -> bool:
-        """Luong order without input feeding has no step-to-step dependency outside the GRU itself."""
-        return self.style == "luong" and not self.input_feeding and not self.force_step_loop
-
     def _initial_state(self, encoder_out, embedded: Tensor) -> State:
         batch_size = embedded.size(0)
         if encoder_out is not None and self.bridge is not None:
@@ -238,33 +223,12 @@ class GRUDecoder(FairseqIncrementalDecoder):
         return keys, values, encoder_padding_mask
 
     def _step(self, embedded: Tensor, state: State, memory) -> Tuple[Tensor, Optional[Tensor], State]:
-        """One or more decoder steps; T > 1 only on the whole-target path."""
-        keys, values, encoder_padding_mask = memory
-        hidden = state["hidden"]  # (L, B, H)
-        context, attn = None, None
-        if self.style == "bahdanau":
-            query = hidden[-1].unsqueeze(1)  # (B, 1, H): the previous top-layer state
-            context, attn = self.attention(query, keys, values, encoder_padding_mask)  # (B, 1, C), (B, 1, S)
-            rnn_input = torch.cat([embedded, context], dim=-1)  # (B, 1, E + C)
-        else:
-            rnn_input = embedded  # (B, T, E)
-        if self.input_feeding:
-            rnn_input = torch.cat([rnn_input, state["input_feed"]], dim=-1)  # (B, 1, E + O)
-
-        rnn_out, hidden = self.rnn(rnn_input, hidden)  # (B, T, H), (L, B, H)
-        rnn_out = self.dropout_out_module(rnn_out)
-
-        if self.style == "bahdanau":
-            output_input = torch.cat([rnn_out, context, embedded], dim=-1)  # (B, 1, H + C + E)
-        elif self.attention is not None:
-            context, attn = self.attention(rnn_out, keys, values, encoder_padding_mask)  # (B, T, C), (B, T, S)
-            output_input = torch.cat([rnn_out, context], dim=-1)  # (B, T, H + C)
-        else:
-            output_input = rnn_out  # (B, T, H)
-        features = self.dropout_out_module(torch.tanh(self.output_proj(output_input)))  # (B, T, O)
-
+        """One or more decoder steps; T > 1 only where the order runs whole targets."""
+        feature_input, attn, hidden = self.order(embedded, state["hidden"], state.get("input_feed"), memory,
+                                                 self.rnn, self.attention, self.dropout_out_module)  # (B, T, ·)
+        features = self.dropout_out_module(torch.tanh(self.output_proj(feature_input)))  # (B, T, O)
         new_state: State = dict(state)
-        new_state["hidden"] = hidden
+        new_state["hidden"] = hidden  # (L, B, H)
         if self.input_feeding:
             new_state["input_feed"] = features  # (B, 1, O)
         return features, attn, new_state

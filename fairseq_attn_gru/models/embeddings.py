@@ -5,7 +5,7 @@ import os
 import torch
 import torch.nn as nn
 
-from .errors import UserError
+from ..errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Beam search that does not stop before its best hypothesis is finished (for this package's models).
+"""Our models only: beam search does not stop before its best hypothesis is finished.
+
+Upstream: no fairseq issue (fairseq's rule, documented in ``SequenceGenerator``). Written against fairseq-fixed
+0.12.3.1 (``SequenceGenerator.finalize_hypos``). Scope: plain beam search over ensembles of this package's models;
+any other model, sampling and diverse beam search keep fairseq's rule.
 
 fairseq's SequenceGenerator ends a sentence as soon as ``beam_size`` hypotheses have ended in ``</s>``.
 A confident model breaks that rule of thumb: while the best beam is still going, its own prefix + ``</s>``
@@ -14,17 +18,17 @@ import math
 
 import torch
 
+from .patching import all_ours, wrap_once
+
+SCOPE = "ours"
+
 
 def _patient_applies(generator) -> bool:
     """Plain beam search over this package's models. Sampling and diverse beam search keep fairseq's rule: their
     beams die when they end (they are not refilled from 2 x beam candidates), so waiting could leave none."""
     from fairseq.search import BeamSearch
 
-    from .model import GRUAttnModel
-
-    models = getattr(generator.model, "models", [])
-    plain_beam = type(generator.search) is BeamSearch
-    return plain_beam and len(models) > 0 and all(isinstance(model, GRUAttnModel) for model in models)
+    return type(generator.search) is BeamSearch and all_ours(getattr(generator.model, "models", []))
 
 
 def _finished_hypothesis(row_tokens, row_attn, row_cumulative, score):
@@ -78,13 +82,10 @@ def patient_finalize_hypos(original):
             newly_finished.append(row)
         return newly_finished
 
-    finalize_hypos.patient = True
-    finalize_hypos.original = original  # fairseq's rule, for tests
     return finalize_hypos
 
 
-def install_patient_stopping() -> None:
+def apply() -> None:
     from fairseq.sequence_generator import SequenceGenerator
 
-    if not getattr(SequenceGenerator.finalize_hypos, "patient", False):
-        SequenceGenerator.finalize_hypos = patient_finalize_hypos(SequenceGenerator.finalize_hypos)
+    wrap_once(SequenceGenerator, "finalize_hypos", patient_finalize_hypos, fix=__name__)

@@ -1,15 +1,9 @@
-"""CPU bfloat16: fairseq's --bf16 assumes an accelerator, so the model runs its own autocast."""
-import contextlib
+"""Whether bfloat16 pays on this CPU: measured, for the recipes' ``--precision auto``."""
 import time
 
 import torch
 
-
-def cpu_bf16_autocast(enabled: bool):
-    """Matmuls and GRUs in bfloat16 on CPU when ``enabled``; weights and their gradients stay fp32."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast("cpu", dtype=torch.bfloat16)
+from ..models.precision import cpu_bf16_autocast
 
 
 def bf16_speedup(rows: int = 128, width: int = 512, repeats: int = 200) -> float:

@@ -1,16 +1,14 @@
 """Reading fairseq-generate's output and scoring it (fairseq-score and sacreBLEU's Python API)."""
-import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import sacrebleu
 
-FAIRSEQ_BIN = Path(sys.executable).parent
-USER_DIR = str(Path(__file__).resolve().parent)  # what fairseq's --user-dir needs: this package's directory
+from .cli import FAIRSEQ_BIN
+
 
 
 @dataclass
@@ -42,33 +40,6 @@ def parse_generate_output(text: str) -> List[Translation]:
         elif kind == "A" and item.soft_alignment is None and "," in rest:
             item.soft_alignment = [[float(p) for p in row.split(",")] for row in rest.split()]
     return [by_id[i] for i in sorted(by_id)]
-
-
-def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Optional[str] = None,
-             echo_all: bool = False, env: Optional[Dict[str, str]] = None) -> str:
-    """Run a fairseq console script and return its output, all of which also goes to ``log_path``.
-
-    Progress: ``echo_all`` echoes every line, ``echo_prefix`` only the epoch summaries (tagged with it).
-    ``env`` adds to (or overrides) this process's environment. On failure it stops with fairseq's own
-    ``error:`` line when there is one (exit status 2).
-    """
-    command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   env={**os.environ, **env} if env else None)
-        for line in process.stdout:
-            log.write(line)
-            if echo_all:
-                print(line, end="", flush=True)
-            elif echo_prefix and ("| train |" in line or "| valid |" in line):
-                print(f"  [{echo_prefix}] {line.split('| INFO | ')[-1].strip()}", flush=True)
-    output = Path(log_path).read_text(encoding="utf-8")
-    if process.wait() != 0:
-        errors = [line for line in output.splitlines() if line.startswith("error:")]
-        reason = errors[-1][len("error:"):].strip() if errors else f"exit status {process.returncode}"
-        print(f"error: {tool} failed: {reason} (full log: {log_path})", file=sys.stderr, flush=True)
-        sys.exit(2)
-    return output
 
 
 def sacrebleu_score(hypotheses: List[str], references: List[str], tokenize: str = "13a") -> Dict[str, object]:

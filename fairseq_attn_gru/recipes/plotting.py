@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .evaluation import Translation  # noqa: E402
+from .scoring import Translation  # noqa: E402
 
 
 def plot_attention(translation: Translation, path, title: str, source_label: str = "source",

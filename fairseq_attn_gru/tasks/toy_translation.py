@@ -8,7 +8,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
 from . import toy_data
-from .errors import config_error
+from ..errors import config_error
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .errors import config_error
+from ..errors import config_error
 
 RULES = ["copy", "reverse", "sort", "translate"]
 SPLITS = ["train", "valid", "test"]

@@ -1,0 +1,34 @@
+"""Fixes to fairseq, one module each, applied once when the package is imported.
+
+Each module's docstring names the upstream bug, the fairseq version it was written against
+(fairseq-fixed 0.12.3.1) and its scope (``SCOPE``):
+
+* ``"ours"``: acts only where one of this package's models is involved; fairseq's own models run fairseq's code;
+* ``"global"``: acts for every model in the process, because the code it fixes runs before any model is known.
+  README lists these with the reason. ``FAIRSEQ_ATTN_GRU_GLOBAL_FIXES=0`` leaves all of them unapplied.
+"""
+from . import (alignment_needs_attention, checkpoint_errors, checkpoint_safe_globals, checkpoint_saving,
+               data_path_errors, divergence_message, diverse_beam_rows, interactive_input, last_partial_batch,
+               patient_beam)
+from .patching import GLOBAL_FIXES_ENV, global_fixes_enabled
+
+FIXES = [
+    checkpoint_safe_globals,
+    last_partial_batch,
+    diverse_beam_rows,
+    checkpoint_errors,
+    data_path_errors,
+    checkpoint_saving,
+    divergence_message,
+    alignment_needs_attention,
+    interactive_input,
+    patient_beam,
+]
+
+__all__ = ["FIXES", "GLOBAL_FIXES_ENV", "apply_all"]
+
+
+def apply_all() -> None:
+    for fix in FIXES:
+        if fix.SCOPE == "ours" or global_fixes_enabled():
+            fix.apply()

@@ -1,0 +1,86 @@
+"""Decoder orders: where attention sits relative to the GRU step, one small class each.
+
+The decoder holds one order, as it holds one attention score, and never asks which one it is. An order
+knows two widths (what the GRU reads, what the output layer reads) and runs a step::
+
+    feature_input, attn, hidden = order(embedded, hidden, input_feed, memory, rnn, attention, dropout)
+
+The GRU, the attention score and the dropout stay the decoder's (their parameter names are the
+checkpoint's); an order that needs weights of its own registers them itself. ``memory`` is
+``(keys, values, encoder_padding_mask)``, or three Nones without attention.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+
+class DecoderOrder(nn.Module):
+    """One decoder step: the GRU, attention, and the vector ``tanh(W ·)`` turns into the output feature."""
+
+    def __init__(self, rnn_input_dim: int, feature_input_dim: int, runs_whole_target: bool):
+        super().__init__()
+        #: width of the GRU's input at each step
+        self.rnn_input_dim = rnn_input_dim
+        #: width of what the output projection reads
+        self.feature_input_dim = feature_input_dim
+        #: all target steps may go through the GRU in one call: nothing but the GRU carries a step to the next
+        self.runs_whole_target = runs_whole_target
+
+    def forward(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor], memory, rnn: nn.GRU,
+                attention: Optional[nn.Module], dropout: nn.Module) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        raise NotImplementedError
+
+
+class LuongOrder(DecoderOrder):
+    """GRU step first, then attention on the new state (Luong et al. 2015)::
+
+        s_t = GRU([E y_{t-1}; f_{t-1} if input feeding], s_{t-1});  c_t = attend(s_t);  feature input [s_t; c_t]
+
+    Without input feeding the attention reads only the GRU's outputs, so a whole target runs at once.
+    """
+
+    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
+        super().__init__(rnn_input_dim=embed_dim + (feed_dim if input_feeding else 0),
+                         feature_input_dim=hidden_size + context_dim, runs_whole_target=not input_feeding)
+
+    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
+        rnn_input = embedded if input_feed is None else torch.cat([embedded, input_feed], dim=-1)  # (B, T, E [+ O])
+        rnn_out, hidden = rnn(rnn_input, hidden)  # (B, T, H), (L, B, H)
+        rnn_out = dropout(rnn_out)
+        if attention is None:
+            return rnn_out, None, hidden  # (B, T, H)
+        context, attn = attention(rnn_out, *memory)  # (B, T, C), (B, T, S)
+        return torch.cat([rnn_out, context], dim=-1), attn, hidden  # (B, T, H + C)
+
+
+class BahdanauOrder(DecoderOrder):
+    """Attention on the previous state first, then the GRU over the context (Bahdanau et al. 2015)::
+
+        c_t = attend(s_{t-1});  s_t = GRU([E y_{t-1}; c_t], s_{t-1});  feature input [s_t; c_t; E y_{t-1}]
+
+    Each step's input depends on the state before it: always one step at a time.
+    """
+
+    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
+        if input_feeding:  # the config refuses it first, with the flag's name
+            raise ValueError("the Bahdanau order already feeds the context; it takes no input feeding")
+        super().__init__(rnn_input_dim=embed_dim + context_dim,
+                         feature_input_dim=hidden_size + context_dim + embed_dim, runs_whole_target=False)
+
+    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
+        query = hidden[-1].unsqueeze(1)  # (B, 1, H): the previous top-layer state
+        context, attn = attention(query, *memory)  # (B, 1, C), (B, 1, S)
+        rnn_out, hidden = rnn(torch.cat([embedded, context], dim=-1), hidden)  # (B, 1, H), (L, B, H)
+        rnn_out = dropout(rnn_out)
+        return torch.cat([rnn_out, context, embedded], dim=-1), attn, hidden  # (B, 1, H + C + E)
+
+
+#: ``--decoder-style`` -> its class
+DECODER_ORDERS = {"luong": LuongOrder, "bahdanau": BahdanauOrder}
+
+
+def build_decoder_order(style: str, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool,
+                        feed_dim: int) -> DecoderOrder:
+    return DECODER_ORDERS[style](embed_dim, hidden_size, context_dim, input_feeding, feed_dim)

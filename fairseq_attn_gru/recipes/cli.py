@@ -1,0 +1,66 @@
+"""What the recipes' command-line entry points share: one-line errors, the fairseq tools, the plugin's path.
+
+Recipe code raises :class:`UserError` for input a person can fix; only ``run_main`` (the entry point of each
+script in ``scripts/``) turns it into ``error: ...`` on stderr and exit status 2. Imported from Python, the
+recipes raise ordinary exceptions and never end the caller's process.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from ..errors import UserError
+
+FAIRSEQ_BIN = Path(sys.executable).parent
+#: what fairseq's --user-dir needs: the package's directory
+USER_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def fail(message: str):
+    """Bad input a person can fix."""
+    raise UserError(message)
+
+
+def require_file(path, what: str = "file") -> Path:
+    path = Path(path)
+    if not path.is_file():
+        fail(f"{what} {str(path)!r} does not exist")
+    return path
+
+
+def run_main(main: Callable, argv: Optional[List[str]] = None) -> int:
+    """A script's exit status: 0, or 2 after one ``error:`` line for a UserError (other errors keep their traceback)."""
+    try:
+        main(argv)
+    except UserError as error:
+        sys.stdout.flush()
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Optional[str] = None,
+             echo_all: bool = False, env: Optional[Dict[str, str]] = None) -> str:
+    """Run a fairseq console script and return its output, all of which also goes to ``log_path``.
+
+    Progress: ``echo_all`` echoes every line, ``echo_prefix`` only the epoch summaries (tagged with it).
+    ``env`` adds to (or overrides) this process's environment. On failure it raises UserError with fairseq's own
+    ``error:`` line when there is one.
+    """
+    command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, **env} if env else None)
+        for line in process.stdout:
+            log.write(line)
+            if echo_all:
+                print(line, end="", flush=True)
+            elif echo_prefix and ("| train |" in line or "| valid |" in line):
+                print(f"  [{echo_prefix}] {line.split('| INFO | ')[-1].strip()}", flush=True)
+    output = Path(log_path).read_text(encoding="utf-8")
+    if process.wait() != 0:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        reason = errors[-1][len("error:"):].strip() if errors else f"exit status {process.returncode}"
+        fail(f"{tool} failed: {reason} (full log: {log_path})")
+    return output

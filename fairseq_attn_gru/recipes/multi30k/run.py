@@ -1,0 +1,181 @@
+"""The whole Multi30k German->English recipe: prepare -> train -> pick a checkpoint on val -> evaluate both
+test sets -> results json.
+
+    python scripts/multi30k/run.py --data /path/to/multi30k --work multi30k_work [--minutes 60]
+    python scripts/multi30k/run.py ... --compare-minutes 20     # also train and score 6 variants
+    python scripts/multi30k/run.py ... --reuse-comparison       # or keep those of the existing --results file
+
+Writes --results (default results/multi30k.json) and, next to it, <name>_attention.png (the main model's
+attention on a test_2016_flickr sentence). Flags it does not know go to every fairseq-train run, after the
+recipe's defaults (see train.py). --limit N and --bpe-merges go to prepare.py (--limit also cuts the
+evaluation sets): small smoke runs. The test sets are translated with checkpoint_best.pt or the average of
+the last --average-last epoch checkpoints (average.py), whichever scores higher on val. Running again with
+the same --work resumes the main run from WORK/main/checkpoint_last.pt (fairseq's default); delete WORK/main
+to start over.
+"""
+import argparse
+import json
+import logging
+from pathlib import Path
+
+# importing fairseq sets the root logger to DEBUG (fairseq/models/wav2vec/wav2vec2_classification.py)
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+from . import prepare  # noqa: E402
+from .average import average_checkpoints, epoch_checkpoints  # noqa: E402
+from .evaluate import check_prep, evaluate, translate  # noqa: E402
+from .text import read_lines  # noqa: E402
+from ..cli import fail  # noqa: E402
+from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train  # noqa: E402
+
+from ...models.config import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
+from ..plotting import plot_attention  # noqa: E402
+
+TEST_SETS = ("test_2016_flickr", "test_2017_flickr")
+# trained with --compare-minutes: each adds these flags to the main run's flags
+VARIANTS = {
+    "none": ["--attention-type", "none"],
+    "dot": ["--attention-type", "dot"],
+    "general": ["--attention-type", "general"],
+    "concat": ["--attention-type", "concat"],
+    "concat_bahdanau": ["--attention-type", "concat", "--decoder-style", "bahdanau"],
+    "dot_teacher_forcing_0.8": ["--attention-type", "dot", "--teacher-forcing", "0.8"],
+}
+ATTENTION_SENTENCE = 0  # the test_2016_flickr line shown in the heat map
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)  # so fairseq flags are never taken for ours
+    parser.add_argument("--data", required=True, help="directory with the raw Multi30k files")
+    parser.add_argument("--work", required=True, help="working directory: prep/, main/, compare/<variant>/")
+    parser.add_argument("--minutes", type=float, default=60, help="main run's training time (default: 60)")
+    parser.add_argument("--compare-minutes", type=float, default=0,
+                        help="training minutes per comparison variant; 0 (default) skips the comparison")
+    parser.add_argument("--reuse-comparison", action="store_true",
+                        help="keep the comparison in the existing --results file instead of training it again; "
+                             "the json then records that run's flags as comparison_base_flags")
+    parser.add_argument("--average-last", type=int, default=KEEP_LAST_EPOCHS,
+                        help="average the main run's last N epoch checkpoints and keep the average if it beats "
+                             "checkpoint_best.pt on val; 0 or 1: no averaging (default: %(default)s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="bf16: the model's --cpu-bf16 for every run; auto (default): measured once, bf16 where "
+                             "it is faster on this CPU")
+    parser.add_argument("--skip-prepare", action="store_true", help="reuse WORK/prep from an earlier run")
+    parser.add_argument("--results", default="results/multi30k.json", help="results file (default: %(default)s)")
+    parser.add_argument("--bpe-merges", type=int, default=10000, help="for prepare.py (default: 10000)")
+    parser.add_argument("--limit", type=int, default=None, help="first N lines of every split (smoke runs)")
+    args, train_flags = parser.parse_known_args(argv)
+    if args.minutes <= 0:
+        fail(f"--minutes={args.minutes} is not allowed: a positive number")
+    if args.compare_minutes < 0:
+        fail(f"--compare-minutes={args.compare_minutes} is not allowed: 0 (no comparison) or more")
+    if args.reuse_comparison and args.compare_minutes > 0:
+        fail("--reuse-comparison and --compare-minutes > 0 are not allowed together: reuse the comparison or train it")
+    if args.average_last < 0:
+        fail(f"--average-last={args.average_last} is not allowed: 0 (no averaging) or more")
+    return args, train_flags
+
+
+def score(prep, checkpoint, data, split, limit, out_prefix=None) -> dict:
+    """{"sacrebleu", "signature"} of the checkpoint on the raw split files data/<split>.de -> .en."""
+    return evaluate(prep, checkpoint, data / f"{split}.de", data / f"{split}.en", limit=limit, out_prefix=out_prefix)
+
+
+def choose_checkpoint(prep, data, save_dir, average_last, limit):
+    """checkpoint_best.pt or the average of the last `average_last` epochs: whichever scores higher on val.
+
+    Returns (path, {"chosen", "val_sacrebleu": {name: score}}). A run with fewer epochs averages those it has.
+    """
+    candidates = {"checkpoint_best.pt": save_dir / "checkpoint_best.pt"}
+    epochs = epoch_checkpoints(save_dir)[-average_last:] if average_last > 1 else []
+    if len(epochs) > 1:
+        print(f"== main run: averaging {', '.join(path.name for path in epochs)}", flush=True)
+        averaged = average_checkpoints(epochs, save_dir / f"checkpoint_avg{len(epochs)}.pt")
+        candidates[averaged.name] = averaged
+    val = {name: score(prep, path, data, "val", limit, out_prefix=save_dir / f"val.{path.stem}")["sacrebleu"]
+           for name, path in candidates.items()}
+    chosen = max(val, key=val.get)
+    print(f"== main run: val sacreBLEU {val}; translating the test sets with {chosen}", flush=True)
+    return candidates[chosen], {"chosen": chosen, "val_sacrebleu": val}
+
+
+def compare(prep, data, work, train_flags, minutes, precision, limit) -> dict:
+    """Each variant trained for the same minutes with the same flags but its own: val and test_2016 sacreBLEU."""
+    comparison = {}
+    for name, variant_flags in VARIANTS.items():
+        print(f"== comparison {name}: training {minutes} min with {' '.join(variant_flags)}", flush=True)
+        save_dir = work / "compare" / name
+        info = train(prep / "bin", save_dir, [*train_flags, *variant_flags], minutes, precision)
+        checkpoint = save_dir / "checkpoint_best.pt"
+        val, test = score(prep, checkpoint, data, "val", limit), score(prep, checkpoint, data, TEST_SETS[0], limit)
+        comparison[name] = {"extra_flags": variant_flags, "train_minutes": info["train_minutes"],
+                            "val_sacrebleu": val["sacrebleu"], "test_2016_flickr_sacrebleu": test["sacrebleu"]}
+        print(f"== comparison {name}: val {val['sacrebleu']}  test_2016_flickr {test['sacrebleu']}", flush=True)
+    return comparison
+
+
+def earlier_comparison(results_path: Path) -> dict:
+    """{"comparison", "comparison_base_flags"} of an earlier results file, for --reuse-comparison."""
+    earlier = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    base_flags = earlier.get("comparison_base_flags", earlier.get("train_flags"))
+    if not earlier.get("comparison") or not base_flags:
+        fail(f"--reuse-comparison: {str(results_path)!r} holds no comparison to reuse; train it with --compare-minutes")
+    return {"comparison": earlier["comparison"], "comparison_base_flags": base_flags}
+
+
+def has_attention(train_info: dict) -> bool:
+    """Whether the trained model attends (fairseq-generate --print-alignment crashes on one that does not)."""
+    arch_default = NAMED_ARCHITECTURES.get(train_info["arch"], CONFIG_DEFAULTS)["attention_type"]
+    return last_value(train_info["train_flags"], "--attention-type", arch_default) != "none"
+
+
+def plot_test_attention(prep, checkpoint, data, path, log_prefix) -> None:
+    """Heat map of the model's attention (BPE tokens: what the model sees) on one test_2016_flickr sentence."""
+    source = read_lines(data / "test_2016_flickr.de")[ATTENTION_SENTENCE]
+    reference = read_lines(data / "test_2016_flickr.en")[ATTENTION_SENTENCE]
+    # no --remove-bpe: the alignment's rows and columns are BPE tokens (+ </s>)
+    translation = translate(prep, checkpoint, [source], [reference], log_prefix,
+                            generate_flags=["--print-alignment", "soft"])[0]
+    plot_attention(translation, path, title=f"attention on test_2016_flickr line {ATTENTION_SENTENCE + 1}",
+                   source_label="source (German, BPE)", target_label="output (English, BPE)", figsize=(8, 6.5),
+                   fontsize=8)
+
+
+def main(argv=None):
+    args, train_flags = parse_args(argv)
+    data, work, results_path = Path(args.data), Path(args.work), Path(args.results)
+    prep = work / "prep"
+    if args.skip_prepare:
+        check_prep(prep)
+    else:
+        prepare.main(["--data", str(data), "--out", str(prep), "--bpe-merges", str(args.bpe_merges),
+                      *(["--limit", str(args.limit)] if args.limit else [])])
+
+    reused = earlier_comparison(results_path) if args.reuse_comparison else None  # fail before the hour, not after
+    print(f"== main run: training {args.minutes} min", flush=True)
+    precision = resolve_precision(args.precision)  # once, so every run trains the same way
+    info = train(prep / "bin", work / "main", train_flags, args.minutes, precision)
+    checkpoint, selection = choose_checkpoint(prep, data, work / "main", args.average_last, args.limit)
+    print(f"== main run: translating {', '.join(TEST_SETS)} (beam 5)", flush=True)
+    results = {**info, "checkpoint": selection,
+               **{name: score(prep, checkpoint, data, name, args.limit) for name in TEST_SETS}}
+    for name in TEST_SETS:
+        print(f"   {name}: sacreBLEU {results[name]['sacrebleu']}  ({results[name]['signature']})", flush=True)
+    if reused:
+        results.update(reused)
+    else:
+        results["comparison"] = (compare(prep, data, work, train_flags, args.compare_minutes, precision, args.limit)
+                                 if args.compare_minutes > 0 else {})
+
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {results_path}")
+    attention_path = results_path.with_name(results_path.stem + "_attention.png")
+    if has_attention(info):
+        plot_test_attention(prep, checkpoint, data, attention_path, log_prefix=work / "main" / "attention")
+        print(f"wrote {attention_path}")
+    else:
+        attention_path.unlink(missing_ok=True)  # an older run's map would look like this model's
+        print(f"no {attention_path}: the model has no attention")
+

@@ -1,0 +1,4 @@
+"""The ``toy_translation`` task: seeded parallel data generated in memory."""
+from .toy_translation import ToyTranslationTask
+
+__all__ = ["ToyTranslationTask"]

@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Build README.md's flag and architecture tables from the configs, so the README cannot drift from the code.
+
+The help strings live once, in the dataclass fields that fairseq turns into command-line flags
+(``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task); the named architectures' defaults
+live in ``NAMED_ARCHITECTURES``. README.md holds each generated table between two marker comments,
+``<!-- flags:NAME:start -->`` and ``<!-- flags:NAME:end -->``.
+
+    python scripts/flags_table.py            # print the tables
+    python scripts/flags_table.py --write    # rewrite them in README.md in place
+    python scripts/flags_table.py --check    # exit 1 with one line if README.md differs (tests/test_docs.py)
+"""
+import argparse
+import dataclasses
+import logging
+import re
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+CHECK_HINT = "run `python scripts/flags_table.py --write`"
+
+
+def start_marker(name: str) -> str:
+    return f"<!-- flags:{name}:start -->"
+
+
+def end_marker(name: str) -> str:
+    return f"<!-- flags:{name}:end -->"
+
+
+# -- reading the configs -------------------------------------------------------------------------------------
+
+def import_configs():
+    """Import the two config dataclasses and the architecture table, keeping fairseq's import-time log quiet.
+
+    Importing fairseq logs an INFO line about tensorboardX; ``--check`` promises a one-line message.
+    """
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    from fairseq_attn_gru.models import config as model_config
+    from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig
+
+    return model_config, ToyTranslationConfig
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line spelling fairseq gives a dataclass field."""
+    return "--" + field_name.replace("_", "-")
+
+
+def field_default(field: dataclasses.Field):
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def format_default(value) -> str:
+    """Booleans read as fairseq's switches do (on/off); an unset optional value as a dash."""
+    if value is None or value is dataclasses.MISSING:
+        return "—"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(getattr(value, "value", value))
+
+
+def table_cell(text: str) -> str:
+    """Keep a help string on one table row: no newlines, no unescaped column separators."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def flag_rows(config_class):
+    """(flag, default, help) for every public field; fairseq's private ``_name`` is not a flag."""
+    return [
+        (flag_name(field.name), format_default(field_default(field)), field.metadata.get("help", ""))
+        for field in dataclasses.fields(config_class)
+        if not field.name.startswith("_")
+    ]
+
+
+# -- rendering ------------------------------------------------------------------------------------------------
+
+def markdown_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(table_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def flags_table(config_class) -> str:
+    rows = [(f"`{flag}`", default, help_text) for flag, default, help_text in flag_rows(config_class)]
+    return markdown_table(("flag", "default", "help"), rows)
+
+
+def describe_sizes(cfg: dict, defaults: dict) -> str:
+    """One phrase for an architecture's sizes, e.g. 'embeddings 128, bidirectional encoder 2×128, ...'.
+
+    Dropout is named only where it differs from the plain default, which the flags table already shows.
+    """
+    def layers(count):
+        return f"{count}-layer " if count > 1 else ""
+
+    if cfg["encoder_bidirectional"]:
+        encoder = f"{layers(cfg['encoder_layers'])}bidirectional encoder 2×{cfg['encoder_hidden_size']}"
+    else:
+        encoder = f"{layers(cfg['encoder_layers'])}unidirectional encoder {cfg['encoder_hidden_size']}"
+    embeddings = (
+        f"embeddings {cfg['encoder_embed_dim']}"
+        if cfg["encoder_embed_dim"] == cfg["decoder_embed_dim"]
+        else f"embeddings {cfg['encoder_embed_dim']}/{cfg['decoder_embed_dim']}"
+    )
+    decoder = f"{layers(cfg['decoder_layers'])}decoder {cfg['decoder_hidden_size']}"
+    sizes = f"{embeddings}, {encoder}, {decoder}, output {cfg['decoder_out_embed_dim']}"
+    return sizes if cfg["dropout"] == defaults["dropout"] else f"{sizes}, dropout {cfg['dropout']}"
+
+
+def architectures_table(defaults: dict, named: dict) -> str:
+    """``gru_attn`` (the plain defaults) first, then every named architecture with its defaults applied."""
+    rows = []
+    for arch, overrides in {"gru_attn": {}, **named}.items():
+        cfg = {**defaults, **overrides}
+        rows.append((f"`{arch}`", cfg["attention_type"], cfg["decoder_style"], describe_sizes(cfg, defaults)))
+    return markdown_table(("arch", "attention", "decoder order", "sizes"), rows)
+
+
+def generated_tables() -> dict:
+    """Every table README.md holds, by marker name."""
+    model_config, toy_config = import_configs()
+    return {
+        "architectures": architectures_table(model_config.CONFIG_DEFAULTS, model_config.NAMED_ARCHITECTURES),
+        "gru_attn": flags_table(model_config.GRUAttnConfig),
+        "toy_translation": flags_table(toy_config),
+    }
+
+
+# -- README.md in place ---------------------------------------------------------------------------------------
+
+def replace_table(text: str, name: str, table: str) -> str:
+    """Put ``table`` between the two markers named ``name``; a README without them is an error, not a no-op."""
+    pattern = re.compile(re.escape(start_marker(name)) + r".*?" + re.escape(end_marker(name)), re.DOTALL)
+    if len(pattern.findall(text)) != 1:
+        raise ValueError(f"README.md needs exactly one {start_marker(name)} ... {end_marker(name)} block")
+    return pattern.sub(lambda _: f"{start_marker(name)}\n{table}\n{end_marker(name)}", text)
+
+
+def updated_readme(text: str, tables: dict) -> str:
+    for name, table in tables.items():
+        text = replace_table(text, name, table)
+    return text
+
+
+def stale_tables(text: str, tables: dict) -> list:
+    """Names of the tables whose README.md copy differs from the configs."""
+    return [name for name, table in tables.items() if replace_table(text, name, table) != text]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the tables in README.md in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 if README.md's tables differ from the configs")
+    parser.add_argument("--readme", type=Path, default=README, help="the file holding the markers (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    tables = generated_tables()
+    if not (args.write or args.check):
+        print("\n\n".join(f"{start_marker(n)}\n{t}\n{end_marker(n)}" for n, t in tables.items()))
+        return 0
+    text = args.readme.read_text(encoding="utf-8")
+    try:
+        if args.write:
+            args.readme.write_text(updated_readme(text, tables), encoding="utf-8")
+            return 0
+        stale = stale_tables(text, tables)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if stale:
+        print(f"{args.readme.name}: table(s) {', '.join(stale)} differ from the configs; {CHECK_HINT}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
