@@ -1,26 +1,90 @@
 # Everything runs inside .venv/ in the checkout; `make install` builds it (idempotent: a stamp file records success).
+#
+#   make install                 torch's CPU-only build (the default)
+#   make install TORCH=cuda      torch's CUDA build from PyPI (TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu12X
+#                                picks another CUDA version)
+#   make install TORCH=skip      keep the torch already in .venv/ (any build you installed there yourself)
+#
+# The choice is remembered in .venv/.torch: later `make install`/`make test` runs keep it unless TORCH is given.
+# Prerequisites are checked first (scripts/check_prerequisites.sh); docs/install.md has sizes and details.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
-# fairseq-fixed's runtime dependencies, minus torchaudio (imported lazily, only by speech tasks).
-FAIRSEQ_DEPS := cffi "hydra-core==1.3.2" "omegaconf==2.3.0" regex tqdm bitarray scikit-learn packaging "sacrebleu>=2.0"
+TORCH_FILE := $(VENV)/.torch
+TORCH_VERSION := 2.13.0
+TORCH ?= $(or $(shell cat $(TORCH_FILE) 2>/dev/null),cpu)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_CUDA_INDEX ?=
+# CPU builds are labelled +cpu on Linux and Windows (on PyPI's mirror of them and on the CPU index); macOS wheels are
+# CPU builds without the label.
+TORCH_CPU_SPEC := torch==$(TORCH_VERSION)$(if $(filter Darwin,$(shell uname -s)),,+cpu)
+# free disk space make install wants before it starts (MiB; NEED_MB=0 skips the check): .venv/ measured 1.2 GiB
+# with the CPU build, plus pip's downloads; the CUDA build's nvidia-* wheels add several GiB
+NEED_MB ?= $(if $(filter cuda,$(TORCH)),8000,1500)
+EXTRAS := test,demo,multi30k,tensorboard
+# fairseq-fixed: upstream fairseq==0.12.2 does not install on Python 3.11. Built against the torch in .venv/
+# (--no-build-isolation) without its requirements (--no-deps: they name torchaudio, which would bring another
+# torch); pyproject.toml lists the rest of its runtime requirements, so the editable install brings them.
+# CUDA_HOME is unset for the build so that it never compiles fairseq's optional CUDA kernels (the plugin does not
+# use them; they need nvcc and take long).
+FAIRSEQ := fairseq-fixed==0.12.3.1
+TORCH_QUERY := import torch; print(torch.__version__.split('+')[0], 'cuda' if torch.version.cuda else 'cpu')
+step = @echo "==> [$(1)/6] $(2)"
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean FORCE
 
 install: $(STAMP)
 
-$(STAMP): setup.py Makefile
+# The torch choice of an existing .venv/, rewritten only when TORCH changes it, so that the stamp below is remade
+# then and only then. Without .venv/ nothing is written here (the stamp is made anyway, and records the choice).
+$(TORCH_FILE): FORCE
+	@case "$(TORCH)" in cpu|cuda|skip) ;; \
+	  *) echo "error: TORCH=$(TORCH) is not allowed: cpu (CPU-only build, the default), cuda or skip" >&2; exit 2;; esac
+	@if [ -d $(VENV) ] && [ "$$(cat $@ 2>/dev/null)" != "$(TORCH)" ]; then echo "$(TORCH)" > $@; fi
+
+$(STAMP): pyproject.toml Makefile $(TORCH_FILE)
+	$(call step,1,checking prerequisites)
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" NEED_MB="$(NEED_MB)" bash scripts/check_prerequisites.sh
+	$(call step,2,$(VENV)/ with pip$(,) setuptools$(,) wheel)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade "pip>=24" setuptools wheel
-	$(PIP) install -q torch==2.13.0 cython "numpy>=1.21.3"
-	$(PIP) install -q --no-build-isolation --no-deps fairseq-fixed==0.12.3.1
-	$(PIP) install -q $(FAIRSEQ_DEPS)
-	$(PIP) install -q --no-build-isolation -e ".[test,multi30k]"
-	$(PY) -c "import torch, fairseq, fairseq_attn_gru; print('installed: torch', torch.__version__, '| fairseq', fairseq.__version__)"
+	$(PIP) install --upgrade "pip>=24" "setuptools>=77" wheel
+	$(call step,3,torch $(TORCH_VERSION)$(,) TORCH=$(TORCH): $(TORCH_NOTE_$(TORCH)))
+	@have=$$($(PY) -c "$(TORCH_QUERY)" 2>/dev/null); \
+	if [ "$(TORCH)" = skip ]; then \
+	  [ -n "$$have" ] || { echo "error: TORCH=skip but $(VENV)/ has no torch: install a build there first ($(PIP) install torch==$(TORCH_VERSION) ...) or use TORCH=cpu or TORCH=cuda" >&2; exit 2; }; \
+	  echo "keeping the torch in $(VENV)/: $$have"; exit 0; fi; \
+	if [ "$$have" = "$(TORCH_VERSION) $(TORCH)" ]; then echo "torch $$have build already installed"; exit 0; fi; \
+	if [ "$(TORCH)" = cpu ]; then \
+	  if $(PY) -c "import urllib.request as u; u.urlopen(u.Request('$(TORCH_CPU_INDEX)/torch/', method='HEAD'), timeout=10)" 2>/dev/null; \
+	  then index="--extra-index-url $(TORCH_CPU_INDEX)"; \
+	  else index=""; echo "note: $(TORCH_CPU_INDEX) is not reachable; looking for $(TORCH_CPU_SPEC) where pip is configured to look"; fi; \
+	  $(PIP) install "$(TORCH_CPU_SPEC)" $$index || { echo "error: pip found no $(TORCH_CPU_SPEC) (the CPU-only build): check that $(TORCH_CPU_INDEX) is reachable, or install a build into $(VENV)/ yourself and run make install TORCH=skip" >&2; exit 1; }; \
+	else \
+	  if [ "$${have#* }" = cpu ]; then $(PIP) uninstall -y torch; fi; \
+	  $(PIP) install "torch==$(TORCH_VERSION)" $(if $(TORCH_CUDA_INDEX),--extra-index-url $(TORCH_CUDA_INDEX)); fi; \
+	got=$$($(PY) -c "$(TORCH_QUERY)"); \
+	[ "$$got" = "$(TORCH_VERSION) $(TORCH)" ] || { echo "error: TORCH=$(TORCH) asked for torch $(TORCH_VERSION)'s $(TORCH) build but pip installed the $${got#* } build of $${got% *} (pip's configuration prefers it): install the build you want into $(VENV)/ yourself and run make install TORCH=skip (docs/install.md)" >&2; exit 1; }
+	$(call step,4,build tools for fairseq: cython$(,) numpy)
+	$(PIP) install cython "numpy>=1.21.3"
+	$(call step,5,$(FAIRSEQ): compiles fairseq's C++/Cython extensions$(,) about 3 minutes on 2 cores)
+	env -u CUDA_HOME $(PIP) install --no-build-isolation --no-deps $(FAIRSEQ)
+	$(call step,6,this package (editable) with extras $(EXTRAS) and fairseq's other requirements)
+	$(PIP) install --no-build-isolation -e ".[$(EXTRAS)]"
+	$(PY) -c "import torch, fairseq, fairseq_attn_gru; print('installed: torch', torch.__version__, \
+	  '(CUDA ' + torch.version.cuda + ')' if torch.version.cuda else '(CPU-only build)', '| fairseq', fairseq.__version__, \
+	  '| plugin directory (--user-dir):', fairseq_attn_gru.__path__[0])"
+	echo "$(TORCH)" > $(TORCH_FILE)
 	touch $(STAMP)
+
+, := ,
+TORCH_NOTE_cpu := CPU-only build$(,) about 190 MB to download
+TORCH_NOTE_cuda := CUDA build with nvidia-* libraries$(,) several GB to download
+TORCH_NOTE_skip := keep the torch already in $(VENV)/
+
+FORCE:
 
 # The main job: trains none/dot/general/concat on the toy task, writes demo_out/ (about 15 min on 2 cores).
 demo: $(STAMP)

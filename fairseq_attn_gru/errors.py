@@ -39,16 +39,26 @@ def explain(error: BaseException, message: str) -> BaseException:
     return error
 
 
-def user_message(error: Optional[BaseException]) -> Optional[str]:
-    """The one-line message behind ``error``, following fairseq/hydra's wrapping (``raise X from err``)."""
+def _chain(error: Optional[BaseException]):
+    """``error`` and the exceptions behind it (``raise X from err``, or raised while handling one)."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, UserError):
-            return str(error)
-        if getattr(error, _MESSAGE, None):
-            return getattr(error, _MESSAGE)
+        yield error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
+
+
+def find_in_chain(error: BaseException, kind: type) -> Optional[BaseException]:
+    return next((item for item in _chain(error) if isinstance(item, kind)), None)
+
+
+def user_message(error: Optional[BaseException]) -> Optional[str]:
+    """The one-line message behind ``error``, following fairseq/hydra's wrapping of it."""
+    for item in _chain(error):
+        if isinstance(item, UserError):
+            return str(item)
+        if getattr(item, _MESSAGE, None):
+            return getattr(item, _MESSAGE)
     return None
 
 

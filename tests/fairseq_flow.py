@@ -1,9 +1,11 @@
 """fairseq's pipeline run in-process, the way fairseq tests itself: text -> preprocess -> train -> validate ->
 generate / interactive, each step a ``fairseq_cli`` main called with arguments parsed by fairseq's own parsers.
 
-Every helper takes the same flags as the console tool and returns what the tool would have printed on stdout
-(generate, interactive) or what it wrote (preprocess, train). The plugin is loaded with ``--user-dir`` exactly as on
-the command line (it is also imported by conftest; fairseq then notes it as already imported).
+Every helper takes the same flags as the console tool. generate, interactive and validate return what the tool
+printed on stdout (fairseq-validate logs its results there); preprocess and train return what they wrote. The
+plugin is loaded with ``--user-dir`` as on the command line (conftest has imported it already; fairseq then notes
+it as already imported), so its global fixes are in force: checkpoints load with ``weights_only`` kept, and no
+split loses its last partial batch.
 """
 import contextlib
 import io

@@ -97,3 +97,17 @@ def test_eval_bleu_numpy_counts_load_and_object_arrays_stay_refused(checkpoint, 
     refused = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", objects, "--gen-subset", "test",
                       "--cpu", check=False)
     assert refused.returncode != 0 and not (tmp_path / "pwned").exists()
+
+
+def test_checkpoint_suffix_and_missing_suffixed_file(checkpoint, tmp_path):
+    """fairseq resolves --checkpoint-suffix itself: the plugin checks no path before it (that refused suffixes)."""
+    suffixed = tmp_path / "checkpoint_last_a.pt"
+    suffixed.write_bytes(checkpoint.read_bytes())
+    generate = ["--user-dir", USER_DIR, *TOY, "--path", tmp_path / "checkpoint_last.pt", "--gen-subset", "test",
+                "--cpu", "--beam", "2", "--batch-size", "8"]
+    result = run_cli("fairseq-generate", *generate, "--checkpoint-suffix", "_a")
+    assert result.stdout.count("\nH-") + result.stdout.startswith("H-") == 8
+    missing = run_cli("fairseq-generate", *generate, "--checkpoint-suffix", "_b", check=False)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1] == \
+        f"error: --path={str(tmp_path / 'checkpoint_last_b.pt')!r}: no such checkpoint file"

@@ -3,12 +3,17 @@
 The way fairseq tests itself (tests/test_binaries.py): random parallel text -> fairseq_cli.preprocess -> train one
 epoch -> validate -> generate with many option sets -> interactive with ``sys.stdin`` replaced. Each architecture
 is trained once (module-scoped fixture); every option set is its own test and checks what the option promises
-(hypotheses for every test sentence, the forced prefix, no repeated n-gram, scores as the length penalty says, ...).
+(hypotheses for every test sentence, the forced prefix, scores as the length penalty says, ...).
+
+The plugin's global fixes are in force here (as with ``--user-dir`` on the command line): 13 test sentences are all
+translated in one batch (plain fairseq-fixed drops the last 5), and ``--diverse-beam-groups`` works past the first
+batch (plain fairseq: IndexError). test_lstm_unchanged.py compares fairseq's lstm with and without the plugin.
 """
 import math
 import re
 
 import pytest
+import torch
 
 import fairseq_flow as flow
 from fairseq_attn_gru import UserError
@@ -28,6 +33,16 @@ def test_every_named_architecture_is_covered():
     ours = {arch for arch, model in ARCH_MODEL_REGISTRY.items() if model.__module__.startswith("fairseq_attn_gru")}
     assert ours == set(OURS)
     assert set(ARCHS) == set(flow.ARCH_FLAGS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: one thread is fastest, and two spin against each other on a busy 2-core machine
+    (measured: 0.2 s against 3 s for the same fairseq-generate)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -114,19 +129,11 @@ def test_retain_dropout(trained, beam_output):
 
 def test_no_repeat_ngram_size(trained):
     out = generate(trained, "--no-repeat-ngram-size", "2")
-    flow.assert_every_sentence(out, TEST_SIZE)
-
-
-@pytest.mark.xfail(strict=True, reason="fairseq #4709 (open; as in fairseq-fixed 0.12.3.1): on CPU NGramRepeatBlock "
-                   "compares the padding at the end of the token buffer, not the last generated tokens, so it bans "
-                   "nothing; fairseq's own lstm repeats bigrams the same way")
-def test_no_repeat_ngram_size_blocks_repeated_bigrams(trained):
-    # --min-len 6: long enough that these one-epoch models repeat a word unless the repeat is blocked
-    out = generate(trained, "--no-repeat-ngram-size", "2", "--min-len", "6")
     hypos = flow.assert_every_sentence(out, TEST_SIZE)
     repeating = [" ".join(best["tokens"]) for (best,) in hypos.values()
                  if len(set(zip(best["tokens"], best["tokens"][1:]))) < len(best["tokens"]) - 1]
-    assert not repeating, repeating
+    # fairseq alone blocks nothing on CPU (#4709; fairseq_fixes/no_repeat_ngram.py)
+    assert not repeating, f"{len(repeating)} of {TEST_SIZE} repeat a bigram, e.g. {repeating[0]!r}"
 
 
 def test_match_source_len(trained):

@@ -9,13 +9,14 @@ Each module's docstring names the upstream bug, the fairseq version it was writt
 """
 from . import (alignment_needs_attention, checkpoint_errors, checkpoint_safe_globals, checkpoint_saving,
                data_path_errors, divergence_message, diverse_beam_rows, interactive_input, last_partial_batch,
-               patient_beam)
+               no_repeat_ngram, patient_beam)
 from .patching import GLOBAL_FIXES_ENV, global_fixes_enabled
 
 FIXES = [
     checkpoint_safe_globals,
     last_partial_batch,
     diverse_beam_rows,
+    no_repeat_ngram,
     checkpoint_errors,
     data_path_errors,
     checkpoint_saving,

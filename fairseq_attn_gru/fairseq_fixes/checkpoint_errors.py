@@ -41,7 +41,8 @@ def name_missing_or_mismatched(original):
             return original(filenames, *args, **kwargs)
         except OSError as error:
             if "Model file not found" in str(error):
-                raise explain(error, f"--path: no such checkpoint file: {str(error).split(': ', 1)[-1]}")
+                missing = str(error).split("Model file not found: ", 1)[-1]
+                raise explain(error, f"--path={missing!r}: no such checkpoint file")
             raise
         except RuntimeError as error:
             if "state_dict" not in str(error):

@@ -4,7 +4,7 @@ Upstream: no fairseq issue (fairseq raises ``FloatingPointError`` with a traceba
 failure on top). Written against fairseq-fixed 0.12.3.1 (``Trainer.train_step``). Scope: this package's models,
 and only the error fairseq's trainer raises (a ``FloatingPointError`` from anywhere else keeps its traceback).
 """
-from ..errors import explain
+from ..errors import explain, find_in_chain
 from .patching import is_ours, wrap_once
 
 SCOPE = "ours"
@@ -14,10 +14,11 @@ def explain_divergence(original):
     def train_step(self, *args, **kwargs):
         try:
             return original(self, *args, **kwargs)
-        except FloatingPointError as error:
-            if is_ours(self.get_model()):
-                explain(error, f"training diverged: {error} (NaN/inf loss or gradients); checkpoint_last/best are "
-                               "the last good ones; try a lower --lr or --clip-norm")
+        except Exception as error:  # fairseq's NanDetector may fail on top of the FloatingPointError
+            diverged = find_in_chain(error, FloatingPointError)
+            if diverged is not None and is_ours(self.get_model()):
+                explain(error, f"training diverged: {diverged} (NaN/inf loss or gradients); checkpoint_last/best "
+                               "are the last good ones; try a lower --lr or --clip-norm")
             raise
 
     return train_step

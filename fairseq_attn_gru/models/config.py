@@ -96,6 +96,10 @@ class GRUAttnConfig(FairseqDataclass):
             "logits and loss stay fp32 (fairseq's --bf16 does not work on CPU)"
         },
     )
+    int8: bool = field(
+        default=False,
+        metadata={"help": "int8 CPU inference (docs/inference.md)"},
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "longest source the model accepts"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target the model produces"})
 

@@ -22,6 +22,53 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
     def __init__(self, encoder, decoder):
         super().__init__(encoder, decoder)
         GRUAttnModel.live_instances.add(self)
+        #: ``--int8``: quantize to int8 once the checkpoint's weights are loaded (inference/int8.py)
+        self.int8 = False
+
+    # -- int8 inference (fairseq_attn_gru/inference/int8.py): a load-time step, never training ----------------
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        result = super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+        if self.int8:
+            from ..inference.int8 import quantize_model
+
+            quantize_model(self, cpu_bf16=self.encoder.cpu_bf16)
+        return result
+
+    def prepare_for_inference_(self, cfg):
+        from ..inference.int8 import check_int8_allowed, int8_requested, quantize_model
+
+        if self.int8 or int8_requested(cfg):  # the override also reaches checkpoints saved before --int8 existed
+            self.int8 = True
+            quantize_model(self, cpu_bf16=self.encoder.cpu_bf16)
+            check_int8_allowed(self)  # still on CPU after fairseq's .cuda()/.half()
+        super().prepare_for_inference_(cfg)
+
+    def train(self, mode: bool = True):
+        if mode and self.int8:
+            from ..errors import UserError
+
+            raise UserError("--int8 is for inference only: train in fp32 and quantize at load time "
+                            "(--model-overrides \"{'int8': True}\" or from_pretrained(..., int8=True))")
+        return super().train(mode)
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt", data_name_or_path=".", int8=False,
+                        **kwargs):
+        """fairseq's hub interface, plus ``hub.translate_with_attention`` (inference/attention_api.py);
+        ``int8=True`` quantizes the loaded models (any checkpoint, old ones too)."""
+        from ..inference.attention_api import attach
+
+        hub = super().from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
+        attach(hub)
+        if int8:
+            from ..inference.int8 import check_int8_allowed, quantize_model
+
+            for model in hub.models:
+                model.int8 = True
+                quantize_model(model, cpu_bf16=model.encoder.cpu_bf16)
+                check_int8_allowed(model)
+        return hub
 
     @classmethod
     def build_model(cls, cfg, task):
@@ -81,7 +128,9 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
             max_target_positions=cfg.max_target_positions,
             cpu_bf16=cfg.cpu_bf16,
         )
-        return cls(encoder, decoder)
+        model = cls(encoder, decoder)
+        model.int8 = bool(safe_getattr(cfg, "int8", False))
+        return model
 
 
 def _register_named_architecture(arch_name: str, defaults: dict) -> None:

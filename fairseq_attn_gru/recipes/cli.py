@@ -64,3 +64,51 @@ def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Option
         reason = errors[-1][len("error:"):].strip() if errors else f"exit status {process.returncode}"
         fail(f"{tool} failed: {reason} (full log: {log_path})")
     return output
+
+
+#: optional modules the recipes import -> the extra of this package that installs them (pyproject.toml)
+OPTIONAL_MODULES = {"matplotlib": "demo", "sacremoses": "multi30k", "subword_nmt": "multi30k",
+                    "tensorboardX": "tensorboard"}
+
+
+def missing_module_message(module: str) -> str:
+    """What to install for an optional module: the extra that brings it, in a checkout and for a pip install."""
+    top = module.split(".")[0]
+    extra = OPTIONAL_MODULES.get(top)
+    package = {"subword_nmt": "subword-nmt"}.get(top, top)
+    if extra is None:
+        return f"{top} is not installed: pip install {package}"
+    return (f"{top} is not installed: run `make install` in the checkout, or pip install {package} "
+            f"(this package's [{extra}] extra)")
+
+
+def require_module(module: str):
+    """Import an optional module, or raise MissingDependencyError (a UserError) saying what to install."""
+    import importlib
+
+    from ..errors import MissingDependencyError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        if error.name is None or error.name.split(".")[0] != module.split(".")[0]:
+            raise  # something the module itself lacks: keep Python's message
+        raise MissingDependencyError(missing_module_message(module)) from None
+
+
+def run_entry(target: str, argv: Optional[List[str]] = None) -> int:
+    """``run_main`` for ``"package.module:function"``, imported here so that a missing optional module (matplotlib,
+    sacremoses, ...) also ends in one ``error:`` line that says what to install (exit status 2)."""
+    import importlib
+
+    module_name, _, function = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        top = (error.name or "").split(".")[0]
+        if top not in OPTIONAL_MODULES:
+            raise
+        sys.stdout.flush()
+        print(f"error: {missing_module_message(top)}", file=sys.stderr, flush=True)
+        return 2
+    return run_main(getattr(module, function or "main"), argv)

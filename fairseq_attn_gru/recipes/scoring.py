@@ -1,14 +1,13 @@
-"""Reading fairseq-generate's output and scoring it (fairseq-score and sacreBLEU's Python API)."""
+"""Reading fairseq-generate's output and scoring it: fairseq's BLEU scorer (what ``fairseq-score`` prints) and
+sacreBLEU, both through their Python APIs in this process; parameter counts from a checkpoint.
+"""
+import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import sacrebleu
-
-from .cli import FAIRSEQ_BIN
-
 
 
 @dataclass
@@ -49,18 +48,27 @@ def sacrebleu_score(hypotheses: List[str], references: List[str], tokenize: str 
     return {"score": round(result.score, 2), "signature": str(metric.get_signature())}
 
 
+def fairseq_bleu(hypotheses: List[str], references: List[str], order: int = 4) -> float:
+    """fairseq's tokenized corpus BLEU, as ``fairseq-score --sys H --ref R`` computes and prints it (2 decimals).
+
+    Same steps as fairseq_cli/score.py: one growing Dictionary for both sides, whitespace tokens, unknown words
+    never match, fairseq's C scorer (fairseq.libbleu).
+    """
+    from fairseq.data import Dictionary
+    from fairseq.scoring import bleu
+
+    dictionary = Dictionary()
+    scorer = bleu.Scorer(bleu.BleuConfig(pad=dictionary.pad(), eos=dictionary.eos(), unk=dictionary.unk()))
+    for hypothesis, reference in zip(hypotheses, references):
+        hypothesis_tokens = dictionary.encode_line(hypothesis)
+        scorer.add(dictionary.encode_line(reference), hypothesis_tokens)
+    return float(f"{scorer.score(order):.2f}")  # fairseq-score prints "BLEU4 = {:2.2f}"
+
+
 def fairseq_score(hypothesis_file: Path, reference_file: Path) -> float:
-    """BLEU4 from fairseq's own ``fairseq-score`` command (tokenized BLEU)."""
-    result = subprocess.run(
-        [str(FAIRSEQ_BIN / "fairseq-score"), "--sys", str(hypothesis_file), "--ref", str(reference_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    match = re.search(r"BLEU4? = ([0-9.]+)", result.stdout)
-    if match is None:
-        raise RuntimeError(f"fairseq-score printed no BLEU:\n{result.stdout}\n{result.stderr}")
-    return float(match.group(1))
+    """BLEU4 of two text files, one sentence a line: the number ``fairseq-score`` prints, computed in-process."""
+    with open(hypothesis_file) as hypotheses, open(reference_file) as references:
+        return fairseq_bleu(hypotheses.readlines(), references.readlines())
 
 
 def score_translations(translations: List[Translation], hyp_file: Path, ref_file: Path) -> Dict[str, object]:
@@ -78,9 +86,23 @@ def score_translations(translations: List[Translation], hyp_file: Path, ref_file
     }
 
 
-def trained_parameters(train_log: str) -> int:
-    """The parameter count fairseq-train logs at start-up."""
-    return int(train_log.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
+def checkpoint_parameters(checkpoint: Union[str, Path]) -> int:
+    """The model's parameter count, from its checkpoint: what fairseq-train logs as "num. shared model params"
+    (a tensor that two names share, as tied embeddings do, counts once)."""
+    from fairseq import checkpoint_utils
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(checkpoint))
+    unique = {tensor.data_ptr(): tensor.numel() for tensor in state["model"].values() if tensor.numel()}
+    return sum(unique.values())
+
+
+def trained_parameters(train_log_or_checkpoint: Union[str, Path]) -> int:
+    """The model's parameter count: counted from a checkpoint file (a Path, or a str naming a file), or, for
+    fairseq-train's log text, the count it logs at start-up."""
+    source = train_log_or_checkpoint
+    if isinstance(source, Path) or ("\n" not in source and os.path.isfile(source)):
+        return checkpoint_parameters(source)
+    return int(source.split("num. shared model params: ")[1].split(" ")[0].replace(",", ""))
 
 
 def exact_match(hypotheses: List[str], references: List[str]) -> float:

@@ -64,18 +64,32 @@ def apply_rule(rule: str, source: Sequence[int], vocab_size: int, seed: int) -> 
     raise config_error("--toy-rule", rule, "one of " + ", ".join(RULES))
 
 
-def validate_options(rule: str, vocab_size: int, min_len: int, max_len: int, sizes: dict) -> None:
+#: limits that keep a toy task a toy: the data is generated in memory (about 1M words/s) at every start
+MAX_VOCAB_SIZE = 1_000_000
+MAX_SENTENCE_LEN = 10_000
+MAX_WORDS_PER_SPLIT = 100_000_000
+
+
+def validate_options(rule: str, vocab_size: int, min_len: int, max_len: int, sizes: dict, seed: int = 0) -> None:
     if rule not in RULES:
         raise config_error("--toy-rule", rule, "one of " + ", ".join(RULES))
-    if vocab_size < 2:
-        raise config_error("--toy-vocab-size", vocab_size, "an integer >= 2")
+    if not 2 <= vocab_size <= MAX_VOCAB_SIZE:
+        raise config_error("--toy-vocab-size", vocab_size, f"an integer from 2 to {MAX_VOCAB_SIZE:,}")
     if min_len < 1:
         raise config_error("--toy-min-len", min_len, "an integer >= 1")
     if max_len < min_len:
         raise config_error("--toy-max-len", max_len, f"an integer >= --toy-min-len ({min_len})")
+    if max_len > MAX_SENTENCE_LEN:
+        raise config_error("--toy-max-len", max_len, f"at most {MAX_SENTENCE_LEN:,} words (a toy sentence)")
     for flag, size in sizes.items():
         if size < 0:
             raise config_error(flag, size, "0 or more sentences")
+        if size * (min_len + max_len) / 2 > MAX_WORDS_PER_SPLIT:
+            raise config_error(flag, size, f"at most {MAX_WORDS_PER_SPLIT // max(1, (min_len + max_len) // 2):,} "
+                                           f"sentences of {min_len}-{max_len} words ({MAX_WORDS_PER_SPLIT:,} words "
+                                           "per split: the toy data is generated in memory at every start)")
+    if seed < 0:
+        raise config_error("--toy-seed", seed, "an integer >= 0")
 
 
 def generate_pairs(

@@ -8,7 +8,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 
 from . import toy_data
-from ..errors import config_error
+from ..errors import UserError, config_error
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,12 @@ class ToyTranslationTask(FairseqTask):
                 "--toy-valid-size": cfg.toy_valid_size,
                 "--toy-test-size": cfg.toy_test_size,
             },
+            seed=cfg.toy_seed,
         )
+        for flag, value in (("--max-source-positions", cfg.max_source_positions),
+                            ("--max-target-positions", cfg.max_target_positions)):
+            if value is not None and value < 1:
+                raise config_error(flag, value, "a positive integer (tokens, </s> included)")
         src_dict = build_dictionary(toy_data.source_words(cfg.toy_vocab_size))
         tgt_dict = build_dictionary(toy_data.target_words(str(cfg.toy_rule), cfg.toy_vocab_size))
         logger.info(f"toy_translation rule={cfg.toy_rule}: [src] {len(src_dict)} types, [tgt] {len(tgt_dict)} types")
@@ -101,6 +106,38 @@ class ToyTranslationTask(FairseqTask):
             left_pad_target=False,
         )
         logger.info(f"toy_translation {split}: {len(pairs)} sentence pairs")
+
+    def _split_of(self, dataset):
+        return next((split for split, loaded in self.datasets.items() if loaded is dataset), None)
+
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
+                           ignore_invalid_inputs=False, *args, **kwargs):
+        """fairseq's iterator; a split that cannot give a single batch is named in one line instead of an
+        IndexError (empty split) or fairseq's traceback (sentences longer than --max-tokens)."""
+        split = self._split_of(dataset)
+        if split is not None and len(dataset) == 0:
+            raise config_error(f"--toy-{split}-size", 0, f"at least 1 sentence pair: the {split} split is used here")
+        if split is not None and max_tokens and not ignore_invalid_inputs:
+            longest = int(max(dataset.src_sizes.max(), dataset.tgt_sizes.max()))
+            if longest > max_tokens:
+                raise config_error("--max-tokens", max_tokens, f"at least the longest {split} sentence: {longest} "
+                                   f"tokens (--toy-max-len={self.cfg.toy_max_len} words + </s>)")
+        return super().get_batch_iterator(dataset, max_tokens, max_sentences, max_positions, ignore_invalid_inputs,
+                                          *args, **kwargs)
+
+    def filter_indices_by_size(self, indices, dataset, max_positions=None, ignore_invalid_inputs=False):
+        """fairseq's filter; where it would raise (or drop every sentence) the limits are named in one line."""
+        split = self._split_of(dataset)
+        if split is not None and max_positions is not None:
+            kept, ignored = dataset.filter_indices_by_size(indices, max_positions)
+            if len(ignored) > 0 and (not ignore_invalid_inputs or len(kept) == 0):
+                longest = int(max(dataset.src_sizes.max(), dataset.tgt_sizes.max()))
+                raise UserError(
+                    f"--toy-max-len={self.cfg.toy_max_len} is not allowed here: the {split} split has sentences of "
+                    f"up to {longest} tokens (</s> included), but at most {max_positions} (source, target) fit: the "
+                    "smaller of the task's and the model's --max-source-positions/--max-target-positions (and, in "
+                    "training, --max-tokens); lower --toy-max-len or raise those")
+        return super().filter_indices_by_size(indices, dataset, max_positions, ignore_invalid_inputs)
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
         return LanguagePairDataset(

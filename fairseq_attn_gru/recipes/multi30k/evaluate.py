@@ -2,21 +2,31 @@
 
     python scripts/multi30k/evaluate.py --prep multi30k_work/prep --checkpoint CKPT --src x.de --ref x.en
 
-The source and reference get prepare.py's exact treatment (same functions, same --prep/bpe.codes and
-dictionary); fairseq-generate translates with beam search and --remove-bpe; the hypotheses are Moses-
-detokenised and scored against the untouched reference lines. Writes PREFIX.hyp.en (detokenised
-hypotheses) and PREFIX.generate.log (default PREFIX: the checkpoint's directory / the source file's stem)
-and prints {"sacrebleu", "signature"} as JSON.
+The checkpoint is loaded in this process through fairseq's hub interface (``GRUAttnModel.from_pretrained`` with the
+Moses tokenizer and the subword-nmt BPE of --prep/bpe.codes), which tokenises, BPEs and binarizes each source line
+the way prepare.py treated the training data (after prepare.py's Moses punctuation normalisation), translates in
+batches with beam search, and removes the BPE; the hypotheses are Moses-detokenised and scored against the
+untouched reference lines. Writes PREFIX.hyp.en (detokenised hypotheses) and PREFIX.generate.log (fairseq-generate's
+S-/T-/H-/D-/A- lines; default PREFIX: the checkpoint's directory / the source file's stem) and prints
+{"sacrebleu", "signature"} as JSON.
 """
 import argparse
 import json
-import tempfile
+import logging
+import math
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from ..cli import USER_DIR, fail, require_file, run_tool
-from ..scoring import Translation, parse_generate_output, sacrebleu_score
-from .text import BPE_CODES, apply_bpe, detokenize, read_lines, tokenize, write_lines
+from omegaconf import open_dict
+
+from ...models import GRUAttnModel
+from ..cli import fail, require_file
+from ..scoring import Translation, sacrebleu_score
+from .text import BPE_CODES, apply_bpe, detokenize, normalize, read_lines, tokenize, write_lines
+
+#: fairseq-generate's --remove-bpe: what fairseq's post-processing strips from subword-nmt output
+BPE_SYMBOL = "@@ "
 
 
 def check_prep(prep_dir) -> Path:
@@ -27,28 +37,88 @@ def check_prep(prep_dir) -> Path:
     return prep_dir
 
 
-def translate(prep_dir, checkpoint, sources: List[str], references: List[str], log_prefix, beam: int = 5,
-              batch_size: int = 64, generate_flags: Sequence[str] = ("--remove-bpe",)) -> List[Translation]:
-    """Raw German lines -> fairseq-generate's translations, one per line, in line order.
+@contextmanager
+def _quiet_fairseq_loading():
+    """from_pretrained logs the whole configuration at INFO; keep the console to warnings while loading."""
+    loggers = [logging.getLogger(name) for name in ("fairseq.models.fairseq_model", "fairseq.file_utils",
+                                                     "fairseq.checkpoint_utils", "fairseq.tasks.translation")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
-    The lines are tokenised and BPE'd like the training data and binarized with its dictionary;
-    S-/T-/H- text stays tokenised (and BPE'd unless generate_flags has --remove-bpe).
+
+def load_hub(prep_dir, checkpoint, batch_size: int = 64):
+    """fairseq's GeneratorHubInterface for a Multi30k checkpoint: prepare.py's dictionaries (--prep/bin), Moses
+    tokenisation without dash splitting or HTML escaping and subword-nmt BPE with --prep/bpe.codes (text.py's
+    treatment), batches of ``batch_size`` sentences on the CPU."""
+    prep_dir, checkpoint = check_prep(prep_dir).resolve(), Path(require_file(checkpoint, "--checkpoint")).resolve()
+    with _quiet_fairseq_loading():
+        hub = GRUAttnModel.from_pretrained(
+            str(checkpoint.parent), checkpoint_file=checkpoint.name, data_name_or_path=str(prep_dir / "bin"),
+            tokenizer="moses", moses_no_dash_splits=True, moses_no_escape=True,
+            bpe="subword_nmt", bpe_codes=str(prep_dir / BPE_CODES), source_lang="de", target_lang="en")
+    with open_dict(hub.cfg):  # batches by sentence count, like fairseq-generate --batch-size
+        hub.cfg.dataset.batch_size, hub.cfg.dataset.max_tokens = batch_size, None
+    return hub
+
+
+def _generate_options(generate_flags: Sequence[str]):
+    """(remove_bpe, soft_alignment) from the fairseq-generate flags earlier versions took (all that were used)."""
+    flags, remove_bpe, alignment = list(map(str, generate_flags)), False, False
+    while flags:
+        flag = flags.pop(0)
+        if flag == "--remove-bpe":
+            remove_bpe = True
+        elif flag == "--print-alignment" and flags and flags[0] == "soft":
+            flags.pop(0)
+            alignment = True
+        else:
+            fail(f"generate_flags: {flag!r} is not supported; only --remove-bpe and --print-alignment soft are")
+    return remove_bpe, alignment
+
+
+def translate(prep_dir, checkpoint, sources: List[str], references: List[str], log_prefix, beam: int = 5,
+              batch_size: int = 64, generate_flags: Sequence[str] = ("--remove-bpe",), hub=None) -> List[Translation]:
+    """Raw German lines -> the checkpoint's beam-search translations, one per line, in line order.
+
+    Through fairseq's hub interface in this process: each line is normalised like prepare.py's data, then the
+    hub tokenises, BPEs and binarizes it with the training dictionary. The Translations hold what
+    fairseq-generate printed before: tokenised source, reference and hypothesis text, BPE removed with
+    ``--remove-bpe`` in ``generate_flags`` (the default), the soft alignment with ``--print-alignment soft``.
+    ``hub`` reuses a ``load_hub`` result. Also writes ``log_prefix``.generate.log in fairseq-generate's format.
     """
-    prep_dir, log_prefix = check_prep(prep_dir), str(log_prefix)
-    with tempfile.TemporaryDirectory() as tmp:
-        for lang, lines in (("de", sources), ("en", references)):
-            write_lines(Path(tmp) / f"text.{lang}", apply_bpe(tokenize(lines, lang), prep_dir / BPE_CODES))
-        run_tool("fairseq-preprocess", [
-            "--source-lang", "de", "--target-lang", "en", "--testpref", Path(tmp) / "text",
-            "--srcdict", prep_dir / "bin/dict.de.txt", "--tgtdict", prep_dir / "bin/dict.en.txt",
-            "--destdir", Path(tmp) / "bin", "--workers", "1"], log_prefix + ".preprocess.log")
-        output = run_tool("fairseq-generate", [
-            Path(tmp) / "bin", "--user-dir", USER_DIR, "--task", "translation", "--source-lang", "de",
-            "--target-lang", "en", "--path", checkpoint, "--gen-subset", "test", "--beam", beam,
-            "--batch-size", batch_size, "--cpu", *generate_flags], log_prefix + ".generate.log")
-    translations = parse_generate_output(output)
-    if [t.id for t in translations] != list(range(len(sources))):
-        fail(f"fairseq-generate translated {len(translations)} of {len(sources)} lines; see {log_prefix}.generate.log")
+    remove_bpe, alignment = _generate_options(generate_flags)
+    if len(sources) != len(references):
+        fail(f"{len(sources)} source lines but {len(references)} references")
+    hub = load_hub(prep_dir, checkpoint, batch_size) if hub is None else hub
+    post_process = BPE_SYMBOL if remove_bpe else None
+    src_dict, tgt_dict = hub.src_dict, hub.tgt_dict
+    source_tokens = [hub.encode(line) for line in normalize(sources, "de")]
+    reference_tokens = [tgt_dict.encode_line(line, add_if_not_exist=False)
+                        for line in apply_bpe(tokenize(references, "en"), Path(prep_dir) / BPE_CODES)]
+    outputs = hub.generate(source_tokens, beam=beam, **({"print_alignment": "soft"} if alignment else {}))
+    translations, log = [], []
+    for i, (source, reference, hypos) in enumerate(zip(source_tokens, reference_tokens, outputs)):
+        best = hypos[0]
+        # fairseq-generate's H- text (utils.post_process_prediction without its dictionary-growing re-encoding)
+        hypothesis = tgt_dict.string(best["tokens"].int().cpu(), post_process, extra_symbols_to_ignore={tgt_dict.eos()})
+        soft = best["alignment"]  # rows of "%.6f" strings, as fairseq-generate prints them
+        item = Translation(i, source=src_dict.string(source, post_process),
+                           reference=tgt_dict.string(reference, post_process, escape_unk=True),
+                           hypothesis=hypothesis,
+                           soft_alignment=[[float(p) for p in row] for row in soft] if alignment and soft else None)
+        translations.append(item)
+        log += [f"S-{i}\t{item.source}", f"T-{i}\t{item.reference}",
+                f"H-{i}\t{best['score'] / math.log(2)}\t{hypothesis}",
+                f"D-{i}\t{best['score'] / math.log(2)}\t{hub.detokenize(hub.remove_bpe(hypothesis))}"]
+        if item.soft_alignment is not None:
+            log.append(f"A-{i}\t" + " ".join(",".join(row) for row in soft))
+    Path(f"{log_prefix}.generate.log").write_text("".join(line + "\n" for line in log), encoding="utf-8")
     return translations
 
 

@@ -1,0 +1,111 @@
+"""int8 inference on CPU: PyTorch dynamic quantization of a loaded model's GRUs and Linear layers.
+
+Weights of every ``nn.GRU`` and ``nn.Linear`` (encoder GRU and output projection, the decoder's bridge, GRU,
+attention projections, output feature and vocabulary projections) become int8; activations are quantized per
+batch on the fly. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix).
+Nothing changes in training or in checkpoints: the model is built and loaded in fp32 as always, then quantized in
+place (``GRUAttnModel.load_state_dict`` calls :func:`quantize_model` when the config says ``int8``).
+
+Refusals, each one line (:class:`UserError`): a PyTorch build without a quantized engine, a model on an
+accelerator, ``--cpu-bf16`` together with int8, and training (``model.train()``) a quantized model.
+"""
+import logging
+import warnings
+from typing import List
+
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+
+logger = logging.getLogger(__name__)
+
+#: the module types replaced by their dynamically quantized versions
+QUANTIZED_TYPES = (nn.GRU, nn.Linear)
+#: engines that run dynamic int8 GRU and Linear
+INT8_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
+
+
+def quantized_engine() -> str:
+    """The quantized engine int8 inference runs on; UserError naming what is missing when there is none."""
+    supported: List[str] = [e for e in torch.backends.quantized.supported_engines if e != "none"]
+    usable = [e for e in supported if e in INT8_ENGINES]
+    if not usable:
+        raise UserError(
+            "int8 needs a quantized engine (one of " + ", ".join(INT8_ENGINES) + "), and this PyTorch build "
+            f"has none (torch.backends.quantized.supported_engines={torch.backends.quantized.supported_engines}); "
+            "drop int8 or install a CPU build of PyTorch with FBGEMM/oneDNN (x86) or QNNPACK (ARM)"
+        )
+    engine = torch.backends.quantized.engine
+    if engine not in usable:
+        engine = usable[0]
+        torch.backends.quantized.engine = engine
+    return engine
+
+
+def check_int8_allowed(model: nn.Module, cpu_bf16: bool = False) -> None:
+    """Refuse, in one line, what int8 cannot do."""
+    if cpu_bf16:
+        raise UserError("int8=True is not allowed with --cpu-bf16: choose one CPU precision for inference")
+    devices = {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()}
+    if devices - {"cpu"}:
+        raise UserError(f"int8 runs on CPU only, but the model is on {sorted(devices - {'cpu'})}: "
+                        "add --cpu (or keep the hub model on CPU)")
+    quantized_engine()
+
+
+def quantize_model(model: nn.Module, cpu_bf16: bool = False) -> nn.Module:
+    """Quantize ``model``'s GRUs and Linear layers to int8 in place (dynamic quantization); returns it, in eval mode."""
+    check_int8_allowed(model, cpu_bf16)
+    if is_int8(model):
+        return model
+    from torch.ao.quantization import quantize_dynamic
+
+    engine = quantized_engine()
+    with warnings.catch_warnings():
+        # torch 2.13 marks quantized tensor creation deprecated (pytorch#184982): said once in docs/inference.md
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
+        for child in list(model.children()):
+            # quantize_dynamic's inplace convert swaps submodules of what it is given, never the module itself
+            quantize_dynamic(child, {nn.GRU, nn.Linear}, dtype=torch.qint8, inplace=True)
+    model.eval()
+    left = float_layers(model)
+    if left:  # never present fp32 layers as int8
+        raise RuntimeError(f"int8 quantization left fp32 layers: {', '.join(left)}")
+    logger.info(f"int8: dynamic quantization on engine {engine}: {', '.join(quantized_layers(model))}")
+    return model
+
+
+def float_layers(model: nn.Module) -> List[str]:
+    """Names of the fp32 ``nn.GRU``/``nn.Linear`` modules left in ``model`` (empty once quantized)."""
+    return [name for name, module in model.named_modules() if type(module) in QUANTIZED_TYPES]
+
+
+def quantized_layers(model: nn.Module) -> List[str]:
+    """Names of the dynamically quantized modules in ``model``."""
+    from torch.ao.nn.quantized import dynamic as nnqd
+
+    return [name for name, module in model.named_modules() if isinstance(module, (nnqd.GRU, nnqd.Linear))]
+
+
+def is_int8(model: nn.Module) -> bool:
+    return bool(quantized_layers(model)) and not float_layers(model)
+
+
+def int8_requested(cfg) -> bool:
+    """Whether fairseq's ``--model-overrides`` (in the generation config ``cfg``) asks for ``int8``.
+
+    fairseq applies overrides only to options a checkpoint's config already has, so for a checkpoint saved before
+    ``--int8`` existed the override would vanish: the model reads it here, in ``prepare_for_inference_``.
+    """
+    import ast
+
+    common_eval = cfg.get("common_eval") if hasattr(cfg, "get") else getattr(cfg, "common_eval", None)
+    overrides = getattr(common_eval, "model_overrides", None) if common_eval is not None else None
+    if not overrides:
+        return False
+    try:
+        value = ast.literal_eval(overrides) if isinstance(overrides, str) else overrides
+    except (ValueError, SyntaxError):
+        return False  # fairseq itself evaluates (and reports) a broken --model-overrides first
+    return isinstance(value, dict) and bool(value.get("int8", False))
