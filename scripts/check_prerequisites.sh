@@ -7,13 +7,13 @@
 # after listing them all. bash older than 5.1 only gets a `warning:` line: scripts/train_distributed.sh (multi-
 # process training) is the one thing that needs it.
 # Environment: PYTHON (default python3): the interpreter .venv is made from; VENV (default .venv): where it goes;
-# NEED_MB (default 1500): free disk space needed there, in MiB (0 skips the check); CXX (default c++): the C++
+# NEED_MB (default 2000): free disk space needed there, in MiB (0 skips the check); CXX (default c++): the C++
 # compiler fairseq's extensions are built with (torch's cpp_extension uses the same variable).
 set -uo pipefail
 
 python=${PYTHON:-python3}
 venv=${VENV:-.venv}
-need_mb=${NEED_MB:-1500}
+need_mb=${NEED_MB:-2000}
 cxx=${CXX:-c++}
 min_python=(3 11)
 missing=0

@@ -1,14 +1,15 @@
 #!/usr/bin/env python
-"""Build README.md's flag and architecture tables from the configs, so the README cannot drift from the code.
+"""Build the docs' flag and architecture tables from the configs, so the docs cannot drift from the code.
 
 The help strings live once, in the dataclass fields that fairseq turns into command-line flags
 (``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task); the named architectures' defaults
-live in ``NAMED_ARCHITECTURES``. README.md holds each generated table between two marker comments,
-``<!-- flags:NAME:start -->`` and ``<!-- flags:NAME:end -->``.
+live in ``NAMED_ARCHITECTURES``. Each generated table lives in one file (``HOMES``: the model's in README.md, the
+toy task's in docs/toy_task.md) between two marker comments, ``<!-- flags:NAME:start -->`` and
+``<!-- flags:NAME:end -->``.
 
     python scripts/flags_table.py            # print the tables
-    python scripts/flags_table.py --write    # rewrite them in README.md in place
-    python scripts/flags_table.py --check    # exit 1 with one line if README.md differs (tests/test_docs.py)
+    python scripts/flags_table.py --write    # rewrite them in place
+    python scripts/flags_table.py --check    # exit 1 with one line if a file differs (tests/test_docs.py)
 """
 import argparse
 import dataclasses
@@ -17,7 +18,9 @@ import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+#: which file (relative to the checkout) holds each table
+HOMES = {"architectures": "README.md", "gru_attn": "README.md", "toy_translation": "docs/toy_task.md"}
 CHECK_HINT = "run `python scripts/flags_table.py --write`"
 
 
@@ -134,47 +137,58 @@ def generated_tables() -> dict:
 # -- README.md in place ---------------------------------------------------------------------------------------
 
 def replace_table(text: str, name: str, table: str) -> str:
-    """Put ``table`` between the two markers named ``name``; a README without them is an error, not a no-op."""
+    """Put ``table`` between the two markers named ``name``; a file without them is an error, not a no-op."""
     pattern = re.compile(re.escape(start_marker(name)) + r".*?" + re.escape(end_marker(name)), re.DOTALL)
     if len(pattern.findall(text)) != 1:
-        raise ValueError(f"README.md needs exactly one {start_marker(name)} ... {end_marker(name)} block")
+        raise ValueError(f"{HOMES[name]} needs exactly one {start_marker(name)} ... {end_marker(name)} block")
     return pattern.sub(lambda _: f"{start_marker(name)}\n{table}\n{end_marker(name)}", text)
 
 
-def updated_readme(text: str, tables: dict) -> str:
+def updated_text(text: str, tables: dict) -> str:
     for name, table in tables.items():
         text = replace_table(text, name, table)
     return text
 
 
 def stale_tables(text: str, tables: dict) -> list:
-    """Names of the tables whose README.md copy differs from the configs."""
+    """Names of the tables whose copy in ``text`` differs from the configs."""
     return [name for name, table in tables.items() if replace_table(text, name, table) != text]
+
+
+def tables_by_file(tables: dict) -> dict:
+    """{relative path: {table name: table}}, from HOMES."""
+    by_file = {}
+    for name, table in tables.items():
+        by_file.setdefault(HOMES[name], {})[name] = table
+    return by_file
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite the tables in README.md in place")
-    mode.add_argument("--check", action="store_true", help="exit 1 if README.md's tables differ from the configs")
-    parser.add_argument("--readme", type=Path, default=README, help="the file holding the markers (default: %(default)s)")
+    mode.add_argument("--write", action="store_true", help="rewrite the tables in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a file's tables differ from the configs")
+    parser.add_argument("--root", type=Path, default=REPO, help="the checkout holding the files (default: %(default)s)")
     args = parser.parse_args(argv)
 
     tables = generated_tables()
     if not (args.write or args.check):
         print("\n\n".join(f"{start_marker(n)}\n{t}\n{end_marker(n)}" for n, t in tables.items()))
         return 0
-    text = args.readme.read_text(encoding="utf-8")
-    try:
-        if args.write:
-            args.readme.write_text(updated_readme(text, tables), encoding="utf-8")
-            return 0
-        stale = stale_tables(text, tables)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if stale:
-        print(f"{args.readme.name}: table(s) {', '.join(stale)} differ from the configs; {CHECK_HINT}", file=sys.stderr)
+    stale_files = []
+    for relative, file_tables in tables_by_file(tables).items():
+        path = args.root / relative
+        try:
+            text = path.read_text(encoding="utf-8")
+            if args.write:
+                path.write_text(updated_text(text, file_tables), encoding="utf-8")
+            else:
+                stale_files += [f"{relative} ({name})" for name in stale_tables(text, file_tables)]
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    if stale_files:
+        print(f"table(s) differ from the configs: {', '.join(stale_files)}; {CHECK_HINT}", file=sys.stderr)
         return 1
     return 0
 

@@ -54,41 +54,56 @@ def local_link_targets(markdown: str):
 
 # -- generated tables -----------------------------------------------------------------------------------------
 
-def test_readme_tables_match_the_configs(flags_table, tables, readme_text):
-    stale = flags_table.stale_tables(readme_text, tables)
-    assert not stale, f"README.md tables {stale} differ from the configs: run `python scripts/flags_table.py --write`"
+def home_texts(flags_table):
+    """{relative path: text} of every file holding a generated table."""
+    return {relative: (REPO / relative).read_text(encoding="utf-8") for relative in set(flags_table.HOMES.values())}
 
 
-def test_every_flag_of_both_configs_is_in_the_readme(flags_table, readme_text):
+def copy_homes(flags_table, root, edit=lambda relative, text: text):
+    for relative, text in home_texts(flags_table).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(edit(relative, text), encoding="utf-8")
+
+
+def test_tables_match_the_configs(flags_table, tables):
+    for relative, file_tables in flags_table.tables_by_file(tables).items():
+        stale = flags_table.stale_tables((REPO / relative).read_text(encoding="utf-8"), file_tables)
+        assert not stale, f"{relative}: tables {stale} differ from the configs: run `python scripts/flags_table.py --write`"
+
+
+def test_every_flag_of_both_configs_is_in_its_table(flags_table):
     """Guards the generator itself: a field it skipped would pass the comparison above."""
     model_config, toy_config = flags_table.import_configs()
-    for config_class in (model_config.GRUAttnConfig, toy_config):
+    for config_class, name in ((model_config.GRUAttnConfig, "gru_attn"), (toy_config, "toy_translation")):
+        text = (REPO / flags_table.HOMES[name]).read_text(encoding="utf-8")
         for flag, _, _ in flags_table.flag_rows(config_class):
-            assert f"| `{flag}` |" in readme_text, flag
+            assert f"| `{flag}` |" in text, flag
 
 
-def test_check_exits_1_with_one_line_when_the_readme_is_stale(flags_table, tables, readme_text, tmp_path, capsys):
-    stale_readme = tmp_path / "README.md"
-    stale_readme.write_text(readme_text.replace("| `--encoder-layers` | 1 |", "| `--encoder-layers` | 7 |"))
-    assert flags_table.main(["--check", "--readme", str(stale_readme)]) == 1
+def test_check_exits_1_with_one_line_when_a_table_is_stale(flags_table, tmp_path, capsys):
+    copy_homes(flags_table, tmp_path, lambda relative, text: text.replace("| `--encoder-layers` | 1 |",
+                                                                          "| `--encoder-layers` | 7 |"))
+    assert flags_table.main(["--check", "--root", str(tmp_path)]) == 1
     message = capsys.readouterr().err
     assert message.count("\n") == 1 and "gru_attn" in message and "--write" in message
 
 
-def test_write_restores_emptied_tables(flags_table, tables, readme_text, tmp_path):
-    emptied = readme_text
-    for name in tables:
-        emptied = flags_table.replace_table(emptied, name, "")
-    target = tmp_path / "README.md"
-    target.write_text(emptied, encoding="utf-8")
-    assert flags_table.main(["--write", "--readme", str(target)]) == 0
-    assert target.read_text(encoding="utf-8") == readme_text
+def test_write_restores_emptied_tables(flags_table, tables, tmp_path):
+    def empty(relative, text):
+        for name in tables:
+            if flags_table.HOMES[name] == relative:
+                text = flags_table.replace_table(text, name, "")
+        return text
+
+    copy_homes(flags_table, tmp_path, empty)
+    assert flags_table.main(["--write", "--root", str(tmp_path)]) == 0
+    for relative, text in home_texts(flags_table).items():
+        assert (tmp_path / relative).read_text(encoding="utf-8") == text
 
 
-def test_a_readme_without_markers_is_an_error_not_a_silent_pass(flags_table, tables, tmp_path):
-    target = tmp_path / "README.md"
-    target.write_text("# no tables here\n", encoding="utf-8")
-    assert flags_table.main(["--check", "--readme", str(target)]) == 2
+def test_a_file_without_markers_is_an_error_not_a_silent_pass(flags_table, tmp_path):
+    copy_homes(flags_table, tmp_path, lambda relative, text: "# no tables here\n")
+    assert flags_table.main(["--check", "--root", str(tmp_path)]) == 2
 
 
 def test_the_script_runs_as_users_run_it():

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 class ToyTranslationConfig(FairseqDataclass):
     toy_rule: ChoiceEnum(toy_data.RULES) = field(
         default="translate",
-        metadata={"help": "copy, reverse, sort, or translate (seeded lexicon + seeded block reordering; see README)"},
+        metadata={"help": "copy, reverse, sort, or translate (seeded lexicon + seeded block reordering; see docs/toy_task.md)"},
     )
     toy_vocab_size: int = field(default=100, metadata={"help": "number of source words (and target words)"})
     toy_min_len: int = field(default=3, metadata={"help": "shortest sentence, in words"})
