@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""`make bench`: fairseq's `lstm` against `gru_attn` (none/dot/general/concat, and dot in bf16), side by side.
+"""`make bench`: fairseq's `lstm` against `gru_attn` (none/dot/general/concat, dot in bf16, and int8), side by side.
 
 All models get the same dimensions (embeddings 256, hidden 512, 2-layer bidirectional encoder, 2-layer decoder,
 decoder-out-embed 256), the same data (toy `translate`, 1000-word vocabulary), the same --max-tokens and Adam.
@@ -13,6 +13,12 @@ training / the matmul peak of the dtype in use, both measured by this run.
 FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
 2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
 two matrix products per forward one).
+
+``<type>_int8`` rows (dot_int8, ...): the same model as ``<type>``, decoded after PyTorch dynamic int8 quantization
+(fairseq_attn_gru/inference/int8.py). int8 is inference only, so these rows do not train: their training fields
+are empty and their peak RSS is that of decoding alone (an fp32 row's peak includes its training). Decoding speed
+does not depend on the weights here (every sentence decodes exactly GENERATED_LENGTH steps), so untrained weights
+measure the same work.
 
     python benchmarks/bench.py [--out-dir bench_out] [--repeats 3] [--steps 8]
 """
@@ -32,7 +38,8 @@ import torch
 DIMS = dict(embed=256, hidden=512, layers=2, out_embed=256, vocab=1000)
 MAX_TOKENS = 4000
 GENERATED_LENGTH = 30  # target tokens per generated sentence
-MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "dot_bf16"]
+MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "dot_bf16",
+          "none_int8", "dot_int8", "general_int8", "concat_int8"]
 TOY = dict(toy_rule="translate", toy_vocab_size=DIMS["vocab"], toy_min_len=5, toy_max_len=35, toy_train_size=3000,
            toy_valid_size=10, toy_test_size=200, toy_seed=1)
 
@@ -46,7 +53,7 @@ def model_args(name):
                          decoder_hidden_size=d["hidden"], decoder_layers=d["layers"],
                          decoder_out_embed_dim=d["out_embed"], dropout=0.1,
                          criterion="cross_entropy")
-    attention = name.replace("_bf16", "")
+    attention = name.replace("_bf16", "").replace("_int8", "")
     return Namespace(arch="gru_attn", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
                      encoder_layers=d["layers"], encoder_bidirectional=True, decoder_embed_dim=d["embed"],
                      decoder_hidden_size=d["hidden"], decoder_layers=d["layers"], decoder_out_embed_dim=d["out_embed"],
@@ -70,7 +77,7 @@ def count_flops(name, src_lengths, tgt_lengths):
         output = (2 * H * O + 2 * O * V) * T_tokens
         bridge = 0
     else:
-        attention_type = name.replace("_bf16", "")
+        attention_type = name.replace("_bf16", "").replace("_int8", "")
         decoder = sum(2 * 3 * H * ((E if layer == 0 else H) + H) for layer in range(L)) * T_tokens
         if attention_type == "none":
             attention, context = 0, 0
@@ -121,6 +128,9 @@ def worker(name, steps, out_path, force_step_loop=False):
     task, model = build(name)
     if force_step_loop:
         model.decoder.order.runs_whole_target = False
+    if name.endswith("_int8"):
+        inference_worker(name, task, model, out_path)
+        return
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_batches = batches(task, "train")
     model.train()
@@ -146,6 +156,32 @@ def worker(name, steps, out_path, force_step_loop=False):
         flops += 3 * count_flops(name, src_lengths, tgt_lengths)
     train_seconds = time.perf_counter() - start
 
+    speeds = decode_speeds(task, model)
+    result = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_tok_s": tokens / train_seconds,
+        "train_flops_s": flops / train_seconds,
+        "beam5_sent_s": speeds[5],
+        "beam1_sent_s": speeds[1],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    Path(out_path).write_text(json.dumps(result))
+
+
+def inference_worker(name, task, model, out_path):
+    """An ``_int8`` row: quantize the fp32-built model (as loading a checkpoint with int8 does), then decode."""
+    from fairseq_attn_gru.inference.int8 import quantize_model
+
+    params = sum(p.numel() for p in model.parameters())  # counted in fp32: quantized weights are not Parameters
+    quantize_model(model)
+    speeds = decode_speeds(task, model)
+    result = {"params": params, "train_tok_s": None, "train_flops_s": None, "beam5_sent_s": speeds[5],
+              "beam1_sent_s": speeds[1], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    Path(out_path).write_text(json.dumps(result))
+
+
+def decode_speeds(task, model):
+    """Beam-5 and greedy sentences/s through fairseq's SequenceGenerator on the test split: {5: ..., 1: ...}."""
     from fairseq.sequence_generator import SequenceGenerator
 
     model.eval()
@@ -163,15 +199,7 @@ def worker(name, steps, out_path, force_step_loop=False):
                 generator.generate([model], sample)
                 sentences += sample["nsentences"]
         speeds[beam] = sentences / (time.perf_counter() - start)
-    result = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_tok_s": tokens / train_seconds,
-        "train_flops_s": flops / train_seconds,
-        "beam5_sent_s": speeds[5],
-        "beam1_sent_s": speeds[1],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
-    Path(out_path).write_text(json.dumps(result))
+    return speeds
 
 
 def main():
@@ -206,12 +234,14 @@ def main():
     sgemm, bf16_gemm = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
     results = {"sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
     for name, measurements in runs.items():
-        median = {key: statistics.median(m[key] for m in measurements) for key in measurements[0]}
+        median = {key: None if measurements[0][key] is None else statistics.median(m[key] for m in measurements)
+                  for key in measurements[0]}
         peak = bf16_gemm if name.endswith("_bf16") else sgemm
+        trained = median["train_tok_s"] is not None  # int8 rows only decode
         results["models"][name] = {
             "params": int(median["params"]),
-            "train_tok_s": round(median["train_tok_s"], 1),
-            "utilization": round(median["train_flops_s"] / 1e9 / peak, 3),
+            "train_tok_s": round(median["train_tok_s"], 1) if trained else None,
+            "utilization": round(median["train_flops_s"] / 1e9 / peak, 3) if trained else None,
             "beam5_sent_s": round(median["beam5_sent_s"], 2),
             "beam1_sent_s": round(median["beam1_sent_s"], 2),
             "peak_rss_mb": round(median["peak_rss_mb"], 1),
@@ -219,15 +249,24 @@ def main():
     lstm = results["models"].get("fairseq_lstm")
     for name, r in results["models"].items():
         if lstm:
-            r["train_ratio_vs_lstm"] = round(r["train_tok_s"] / lstm["train_tok_s"], 2)
+            if r["train_tok_s"] is not None:
+                r["train_ratio_vs_lstm"] = round(r["train_tok_s"] / lstm["train_tok_s"], 2)
             r["beam5_ratio_vs_lstm"] = round(r["beam5_sent_s"] / lstm["beam5_sent_s"], 2)
+        fp32 = results["models"].get(name[: -len("_int8")]) if name.endswith("_int8") else None
+        if fp32:  # int8 against the same model in fp32
+            r["beam5_ratio_vs_fp32"] = round(r["beam5_sent_s"] / fp32["beam5_sent_s"], 2)
+            r["beam1_ratio_vs_fp32"] = round(r["beam1_sent_s"] / fp32["beam1_sent_s"], 2)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nmatmul peak: fp32 {sgemm:.0f} GFLOP/s, bf16 {bf16_gemm:.0f} GFLOP/s (torch.mm 2048²)")
     print(f"{'model':<14}{'params':>11}{'train tok/s':>13}{'vs lstm':>9}{'util':>7}{'beam5 s/s':>11}{'vs lstm':>9}"
           f"{'greedy s/s':>12}{'RSS MB':>9}")
     for name, r in results["models"].items():
-        print(f"{name:<14}{r['params']:>11,}{r['train_tok_s']:>13.0f}{r.get('train_ratio_vs_lstm', 1):>9.2f}"
-              f"{100 * r['utilization']:>6.0f}%{r['beam5_sent_s']:>11.1f}{r.get('beam5_ratio_vs_lstm', 1):>9.2f}"
+        if r["train_tok_s"] is None:  # int8: decoding only
+            train = f"{'—':>13}{'—':>9}{'—':>7}"
+        else:
+            train = (f"{r['train_tok_s']:>13.0f}{r.get('train_ratio_vs_lstm', 1):>9.2f}"
+                     f"{100 * r['utilization']:>6.0f}%")
+        print(f"{name:<14}{r['params']:>11,}{train}{r['beam5_sent_s']:>11.1f}{r.get('beam5_ratio_vs_lstm', 1):>9.2f}"
               f"{r['beam1_sent_s']:>12.1f}{r['peak_rss_mb']:>9.0f}")
     print(f"wrote {out_dir / 'results.json'}")
 

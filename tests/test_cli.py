@@ -41,9 +41,14 @@ def generate(data_bin, checkpoint, *extra, nbest=1):
     return out
 
 
-@pytest.mark.parametrize("arch", list(NAMED_ARCHITECTURES))
-def test_train_and_generate_every_named_arch(arch, data_bin, tmp_path):
-    checkpoint = train(data_bin, tmp_path, arch, *(SMALL_IWSLT if arch == "gru_attn_iwslt_de_en" else []))
+CASES = [(arch, SMALL_IWSLT if arch == "gru_attn_iwslt_de_en" else []) for arch in NAMED_ARCHITECTURES] + [
+    ("gru_attn_concat", ["--decoder-style", "cgru"]),
+]
+
+
+@pytest.mark.parametrize("arch,flags", CASES, ids=[" ".join([arch, *flags[:2]]) for arch, flags in CASES])
+def test_train_and_generate_every_named_arch(arch, flags, data_bin, tmp_path):
+    checkpoint = train(data_bin, tmp_path, arch, *flags)
     generate(data_bin, checkpoint, "--beam", "5")
     generate(data_bin, checkpoint, "--sampling", "--sampling-topk", "5", "--beam", "2", "--nbest", "2", nbest=2)
     generate(data_bin, checkpoint, "--beam", "4", "--diverse-beam-groups", "2", "--diverse-beam-strength", "0.5")

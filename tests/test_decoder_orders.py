@@ -3,13 +3,14 @@ import pytest
 import torch
 
 from conftest import build_model, random_batch
-from fairseq_attn_gru.models.decoder_orders import BahdanauOrder, DecoderOrder, LuongOrder
+from fairseq_attn_gru.models.decoder_orders import BahdanauOrder, ConditionalGRUOrder, DecoderOrder, LuongOrder
 from test_model import target_prefix
 
 
-def gru_cell(x, h, rnn):
-    """One step of a one-layer nn.GRU, written from PyTorch's documented equations."""
-    w_ih, w_hh, b_ih, b_hh = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+def gru_cell(x, h, rnn, suffix="_l0"):
+    """One step of a one-layer nn.GRU (or an nn.GRUCell: suffix ""), written from PyTorch's documented equations."""
+    w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
+    b_ih, b_hh = getattr(rnn, "bias_ih" + suffix), getattr(rnn, "bias_hh" + suffix)
     i_r, i_z, i_n = (x @ w_ih.t() + b_ih).chunk(3, dim=-1)
     h_r, h_z, h_n = (h @ w_hh.t() + b_hh).chunk(3, dim=-1)
     r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
@@ -25,9 +26,10 @@ def attend(query, model, memory):
     return weights @ values, weights
 
 
-@pytest.mark.parametrize("arch", ["gru_attn_general", "gru_bahdanau"])
-def test_one_step_matches_the_orders_formula_in_float64(arch):
-    model = build_model(arch, attention_type="general").double().eval()
+@pytest.mark.parametrize("arch,style", [("gru_attn_general", "luong"), ("gru_bahdanau", "bahdanau"),
+                                        ("gru_attn_general", "cgru")])
+def test_one_step_matches_the_orders_formula_in_float64(arch, style):
+    model = build_model(arch, attention_type="general", decoder_style=style).double().eval()
     decoder = model.decoder
     src_tokens, src_lengths = random_batch(model.encoder.dictionary, [6, 3])
     encoder_out = model.encoder(src_tokens, src_lengths)
@@ -44,6 +46,11 @@ def test_one_step_matches_the_orders_formula_in_float64(arch):
             state = gru_cell(embedded, previous, decoder.rnn)
             context, weights = attend(state, model, memory)
             expected = torch.cat([state, context], dim=-1)
+        elif isinstance(decoder.order, ConditionalGRUOrder):  # s'_t = GRU1(E y, s_{t-1}); c_t = attend(s'_t)
+            first = gru_cell(embedded, previous, decoder.rnn)
+            context, weights = attend(first, model, memory)
+            state = gru_cell(context, first, decoder.order.context_gru, suffix="")  # s_t = GRU2(c_t, s'_t)
+            expected = torch.cat([state, embedded, context], dim=-1)
         else:  # c_t = attend(s_{t-1}); s_t = GRU([E y; c_t], s_{t-1})
             context, weights = attend(previous, model, memory)
             state = gru_cell(torch.cat([embedded, context], dim=-1), previous, decoder.rnn)
@@ -80,6 +87,7 @@ def test_a_new_order_is_one_class_and_the_decoder_runs_it_incrementally():
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
 
 
-def test_bahdanau_refuses_input_feeding():
+@pytest.mark.parametrize("order_class", [BahdanauOrder, ConditionalGRUOrder])
+def test_orders_that_feed_the_context_refuse_input_feeding(order_class):
     with pytest.raises(ValueError, match="input feeding"):
-        BahdanauOrder(8, 16, 16, input_feeding=True, feed_dim=8)
+        order_class(8, 16, 16, input_feeding=True, feed_dim=8)

@@ -12,6 +12,8 @@ VARIANTS = [(arch, {}) for arch in NAMED_ARCHITECTURES if arch != "gru_attn_iwsl
     ("gru_attn_general", {"input_feeding": True, "decoder_layers": 2}),
     ("gru_attn_concat", {"decoder_layers": 3, "encoder_layers": 2}),
     ("gru_bahdanau", {"decoder_layers": 2, "attention_type": "general"}),
+    ("gru_attn_concat", {"decoder_style": "cgru"}),
+    ("gru_attn_general", {"decoder_style": "cgru", "decoder_layers": 2, "dropout": 0.2}),
     ("gru_attn", {"attention_type": "dot", "encoder_proj": True, "encoder_hidden_size": 24}),
 ]
 IDS = [f"{arch}{'-' + '-'.join(k for k in over) if over else ''}" for arch, over in VARIANTS]

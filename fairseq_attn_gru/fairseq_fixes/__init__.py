@@ -8,18 +8,21 @@ Each module's docstring names the upstream bug, the fairseq version it was writt
   README lists these with the reason. ``FAIRSEQ_ATTN_GRU_GLOBAL_FIXES=0`` leaves all of them unapplied.
 """
 from . import (alignment_needs_attention, checkpoint_errors, checkpoint_safe_globals, checkpoint_saving,
-               data_path_errors, divergence_message, diverse_beam_rows, interactive_input, last_partial_batch,
-               no_repeat_ngram, patient_beam)
+               checkpoint_weights_only, data_path_errors, distributed_resume, divergence_message, diverse_beam_rows,
+               interactive_input, last_partial_batch, no_repeat_ngram, patient_beam, training_interrupts)
 from .patching import GLOBAL_FIXES_ENV, global_fixes_enabled
 
 FIXES = [
     checkpoint_safe_globals,
+    checkpoint_weights_only,
     last_partial_batch,
     diverse_beam_rows,
     no_repeat_ngram,
     checkpoint_errors,
     data_path_errors,
     checkpoint_saving,
+    training_interrupts,
+    distributed_resume,
     divergence_message,
     alignment_needs_attention,
     interactive_input,

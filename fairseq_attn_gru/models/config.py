@@ -66,7 +66,8 @@ class GRUAttnConfig(FairseqDataclass):
         default="luong",
         metadata={
             "help": "luong: GRU step, then attention on the new state; "
-            "bahdanau: attention on the previous state, GRU over [embedding; context]"
+            "bahdanau: attention on the previous state, GRU over [embedding; context]; "
+            "cgru: Nematus' conditional GRU (GRU step, attention, a second GRU over the context)"
         },
     )
     input_feeding: bool = field(
@@ -98,7 +99,8 @@ class GRUAttnConfig(FairseqDataclass):
     )
     int8: bool = field(
         default=False,
-        metadata={"help": "int8 CPU inference (docs/inference.md)"},
+        metadata={"help": "CPU inference only: int8 GRUs and Linears, set at load time "
+                  "([docs/inference.md](docs/inference.md))"},
     )
     max_source_positions: int = field(default=1024, metadata={"help": "longest source the model accepts"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target the model produces"})
@@ -153,12 +155,13 @@ def validate_config(cfg, task) -> None:
         raise config_error("--teacher-forcing-decay-updates", cfg.teacher_forcing_decay_updates, "0 or more")
 
     style, attention_type = str(cfg.decoder_style), str(cfg.attention_type)
-    if style == "bahdanau" and attention_type == "none":
+    order = DECODER_ORDERS[style]
+    if order.needs_attention and attention_type == "none":
         raise config_error(
-            "--attention-type", "none", "with --decoder-style bahdanau use dot, general or concat (or use luong)"
+            "--attention-type", "none", f"with --decoder-style {style} use dot, general or concat (or use luong)"
         )
-    if style == "bahdanau" and cfg.input_feeding:
-        raise config_error("--input-feeding", True, "only with --decoder-style luong (bahdanau already feeds context)")
+    if cfg.input_feeding and not order.takes_input_feeding:
+        raise config_error("--input-feeding", True, f"only with --decoder-style luong ({style} already feeds context)")
     encoder_output_dim = _encoder_output_dim(cfg)
     if attention_type == "dot" and encoder_output_dim != cfg.decoder_hidden_size:
         raise config_error(

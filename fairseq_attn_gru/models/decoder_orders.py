@@ -19,6 +19,11 @@ from torch import Tensor
 class DecoderOrder(nn.Module):
     """One decoder step: the GRU, attention, and the vector ``tanh(W ·)`` turns into the output feature."""
 
+    #: the order reads a context at every step (``--attention-type none`` cannot work)
+    needs_attention = False
+    #: the previous output feature may be fed to the GRU (``--input-feeding``)
+    takes_input_feeding = False
+
     def __init__(self, rnn_input_dim: int, feature_input_dim: int, runs_whole_target: bool):
         super().__init__()
         #: width of the GRU's input at each step
@@ -40,6 +45,8 @@ class LuongOrder(DecoderOrder):
 
     Without input feeding the attention reads only the GRU's outputs, so a whole target runs at once.
     """
+
+    takes_input_feeding = True
 
     def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
         super().__init__(rnn_input_dim=embed_dim + (feed_dim if input_feeding else 0),
@@ -63,6 +70,8 @@ class BahdanauOrder(DecoderOrder):
     Each step's input depends on the state before it: always one step at a time.
     """
 
+    needs_attention = True
+
     def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
         if input_feeding:  # the config refuses it first, with the flag's name
             raise ValueError("the Bahdanau order already feeds the context; it takes no input feeding")
@@ -77,8 +86,35 @@ class BahdanauOrder(DecoderOrder):
         return torch.cat([rnn_out, context, embedded], dim=-1), attn, hidden  # (B, 1, H + C + E)
 
 
+class ConditionalGRUOrder(DecoderOrder):
+    """The conditional GRU of Nematus (Sennrich et al. 2017): a GRU step, attention, then a second GRU over the context::
+
+        s'_t = GRU1(E y_{t-1}, s_{t-1});  c_t = attend(s'_t);  s_t = GRU2(c_t, s'_t);  feature input [s_t; E y_{t-1}; c_t]
+
+    so the output feature is ``tanh(W1 s_t + W2 E y_{t-1} + W3 c_t)``. GRU1 is the decoder's GRU (all its layers;
+    the top layer's state is the one attention reads and GRU2 updates); GRU2 is this order's ``context_gru``.
+    s_t feeds the next step's GRU1: one step at a time.
+    """
+
+    needs_attention = True
+
+    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
+        if input_feeding:  # the config refuses it first, with the flag's name
+            raise ValueError("the conditional GRU already feeds the context; it takes no input feeding")
+        super().__init__(rnn_input_dim=embed_dim, feature_input_dim=hidden_size + embed_dim + context_dim,
+                         runs_whole_target=False)
+        self.context_gru = nn.GRUCell(context_dim, hidden_size)  # GRU2
+
+    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
+        rnn_out, hidden = rnn(embedded, hidden)  # (B, 1, H): s'_t, (L, B, H)
+        context, attn = attention(rnn_out, *memory)  # (B, 1, C), (B, 1, S)
+        state = self.context_gru(context.squeeze(1), hidden[-1])  # (B, H): s_t = GRU2(c_t, s'_t)
+        hidden = torch.cat([hidden[:-1], state.unsqueeze(0)], dim=0)  # (L, B, H): the top layer carries s_t on
+        return torch.cat([dropout(state.unsqueeze(1)), embedded, context], dim=-1), attn, hidden  # (B, 1, H + E + C)
+
+
 #: ``--decoder-style`` -> its class
-DECODER_ORDERS = {"luong": LuongOrder, "bahdanau": BahdanauOrder}
+DECODER_ORDERS = {"luong": LuongOrder, "bahdanau": BahdanauOrder, "cgru": ConditionalGRUOrder}
 
 
 def build_decoder_order(style: str, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool,

@@ -1,0 +1,315 @@
+"""Installing and using the plugin the way a user does.
+
+`make install`'s prerequisite check (each missing one faked), the package metadata, `python -m fairseq_attn_gru
+--user-dir` for fairseq-train run from another directory, --tensorboard-logdir, a missing optional module, and
+fairseq's Python entry points where the recipes used to parse console output: fairseq's BLEU scorer, parameter
+counts from a checkpoint, and the Multi30k evaluation through the hub interface (the same translations, alignments
+and BLEU as fairseq-generate, on a small corpus made here).
+"""
+import os
+import random
+import shutil
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, REPO, USER_DIR, run_cli, toy_task
+from fairseq_attn_gru.recipes.scoring import fairseq_bleu, fairseq_score, parse_generate_output, trained_parameters
+
+CHECK = REPO / "scripts" / "check_prerequisites.sh"
+BASH = shutil.which("bash")
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+# --- make install's prerequisite check -------------------------------------------------------------------------
+
+def fake_program(directory: Path, name: str, body: str) -> Path:
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+def check(tmp_path, **env):
+    """scripts/check_prerequisites.sh with this venv's Python (VENV: one that exists) and `env` on top."""
+    env = {"PYTHON": sys.executable, "VENV": sys.prefix, "NEED_MB": "1", **env}
+    return run_cli(BASH, CHECK, cwd=tmp_path, check=False, env=env)
+
+
+def lines(result):
+    return result.stderr.strip().splitlines()
+
+
+def test_prerequisites_present_pass(tmp_path):
+    result = check(tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("prerequisites: Python 3."), result.stderr
+
+
+def test_old_python_is_named_with_what_to_install(tmp_path):
+    python = fake_program(tmp_path, "python3", 'echo "3 9 /usr/include/python3.9"')
+    result = check(tmp_path, PYTHON=str(python))
+    assert result.returncode == 1
+    assert lines(result)[0] == (f"error: Python 3.11 or newer is needed, '{python}' is 3.9: install it (e.g. "
+                                "python3.11) and run make install PYTHON=python3.11")
+
+
+def test_missing_venv_module_is_named(tmp_path):
+    # answers the version query like the real interpreter; `import venv, ensurepip` fails as without python3-venv
+    python = fake_program(tmp_path, "python3",
+                          f'case "$2" in *sysconfig*) exec "{sys.executable}" "$@";; *) exit 1;; esac')
+    result = check(tmp_path, PYTHON=str(python), VENV=str(tmp_path / "new-venv"))
+    assert result.returncode == 1
+    [line] = [line for line in lines(result) if line.startswith("error:")]
+    assert "cannot create a virtual environment" in line and "-venv" in line and "apt install python3." in line
+
+
+def test_missing_python_headers_are_named(tmp_path):
+    python = fake_program(tmp_path, "python3", f'echo "3 11 {tmp_path}/no-include"')
+    result = check(tmp_path, PYTHON=str(python))
+    assert result.returncode == 1
+    assert lines(result)[0].startswith(f"error: no Python.h in '{tmp_path}/no-include': install the Python 3.11 "
+                                       "headers (Debian/Ubuntu: sudo apt install python3.11-dev")
+
+
+def test_missing_compiler_disk_space_and_old_bash_each_get_one_line(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_program(bin_dir, "bash", 'echo "4 4"')  # scripts/train_distributed.sh's bash, found on PATH
+    result = check(tmp_path, CXX=str(tmp_path / "no-c++"), NEED_MB="999999999",
+                   PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert result.returncode == 1
+    errors = [line for line in lines(result) if line.startswith("error:")]
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: no C++ compiler '{tmp_path / 'no-c++'}'") and "build-essential" in errors[0]
+    assert errors[1].startswith("error: only ") and "about 999999999 MiB needed" in errors[1]
+    warnings = [line for line in lines(result) if line.startswith("warning:")]
+    assert warnings == ["warning: bash 4.4 is older than 5.1, which scripts/train_distributed.sh needs "
+                        "(multi-process training only): install bash 5.1 or newer (macOS: brew install bash)"]
+
+
+@pytest.fixture
+def makefile_copy(tmp_path):
+    """The Makefile and what `make install` reads first, in a directory without .venv/."""
+    for name in ("Makefile", "pyproject.toml", "scripts/check_prerequisites.sh"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, tmp_path / name)
+    return tmp_path
+
+
+def make(directory, *args):
+    """make in `directory`, free of the flags and variables of a make that runs these tests (make test)."""
+    return run_cli(shutil.which("make"), *args, cwd=directory, check=False,
+                   env={"MAKEFLAGS": "", "MFLAGS": "", "MAKELEVEL": ""})
+
+
+def test_make_install_checks_prerequisites_before_creating_anything(makefile_copy):
+    python = fake_program(makefile_copy, "python3", 'echo "3 9 /usr/include/python3.9"')
+    result = make(makefile_copy, "install", f"PYTHON={python}")
+    assert result.returncode != 0
+    assert result.stdout.startswith("==> [1/6] checking prerequisites")
+    assert "error: Python 3.11 or newer is needed" in result.stderr
+    assert not (makefile_copy / ".venv").exists()
+
+
+def test_make_install_refuses_an_unknown_torch_choice(makefile_copy):
+    result = make(makefile_copy, "install", "TORCH=gpu")
+    assert result.returncode != 0
+    assert "error: TORCH=gpu is not allowed: cpu (CPU-only build, the default), cuda or skip" in result.stderr
+    assert not (makefile_copy / ".venv").exists()
+
+
+# --- metadata ----------------------------------------------------------------------------------------------------
+
+def test_pyproject_declares_what_pip_needs_and_leaves_torch_and_fairseq_to_make_install():
+    project = PYPROJECT["project"]
+    names = {requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower()
+             for requirement in project["dependencies"]}
+    assert not names & {"torch", "fairseq", "fairseq-fixed", "torchaudio"}
+    # fairseq-fixed is installed with --no-deps: its other runtime requirements must come from here
+    fairseq_needs = {requirement.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower()
+                     for requirement in metadata.requires("fairseq-fixed") if "extra ==" not in requirement}
+    assert fairseq_needs - {"torch", "torchaudio", "cython"} <= names
+    extras = project["optional-dependencies"]
+    assert "matplotlib" in extras["demo"] and "tensorboardX" in extras["tensorboard"]
+    assert {"sacremoses", "subword-nmt"} <= set(extras["multi30k"])
+    assert project["requires-python"] == ">=3.11" and project["license"] == "MIT"
+    assert project["scripts"]["fairseq-attn-gru"] == "fairseq_attn_gru.__main__:main"
+
+
+def test_licence_is_mit_with_the_contributors_as_holder():
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "fairseq-attn-gru contributors" in text
+    assert metadata.metadata("fairseq-attn-gru")["License-Expression"] == "MIT"
+
+
+def test_make_install_installs_every_extra_it_promises():
+    requirements = metadata.requires("fairseq-attn-gru")
+    for extra in ("test", "demo", "multi30k", "tensorboard"):
+        for requirement in [r.split(";")[0].strip() for r in requirements if f'extra == "{extra}"' in r]:
+            name = requirement.split(">")[0].split("=")[0].strip()
+            assert metadata.version(name), name  # raises PackageNotFoundError when make install left it out
+
+
+# --- the plugin from any directory, tensorboard ------------------------------------------------------------------
+
+def test_user_dir_command_prints_only_the_package_directory(tmp_path):
+    for command in ([sys.executable, "-m", "fairseq_attn_gru"], [str(BIN / "fairseq-attn-gru")]):
+        result = run_cli(command[0], *command[1:], "--user-dir", cwd=tmp_path)
+        assert result.stdout == USER_DIR + "\n"
+
+
+@pytest.fixture(scope="module")
+def trained_elsewhere(tmp_path_factory):
+    """fairseq-train run from a directory that is not the checkout, with --user-dir "$(python -m ... --user-dir)"
+    as README says, tied embeddings, and --tensorboard-logdir."""
+    work = tmp_path_factory.mktemp("elsewhere")
+    user_dir = run_cli(sys.executable, "-m", "fairseq_attn_gru", "--user-dir", cwd=work).stdout.strip()
+    result = run_cli("fairseq-train", "--user-dir", user_dir, *toy_task("reverse", 20, 8, 200, 16),
+                     "--arch", "gru_attn_dot", "--share-decoder-input-output-embed", "--optimizer", "adam",
+                     "--lr", "0.003", "--max-tokens", "500", "--max-update", "3", "--cpu", "--save-dir", "ck",
+                     "--tensorboard-logdir", "tb", "--log-format", "simple", "--log-interval", "1", cwd=work)
+    return work, result
+
+
+def test_fairseq_train_runs_from_another_directory(trained_elsewhere):
+    work, result = trained_elsewhere
+    assert not (work / "fairseq_attn_gru").exists()
+    assert (work / "ck" / "checkpoint_last.pt").is_file() and "num_updates 3" in result.stderr + result.stdout
+
+
+def test_tensorboard_logdir_writes_event_files(trained_elsewhere):
+    work, result = trained_elsewhere
+    events = {path.parent.name for path in (work / "tb").rglob("events.out.tfevents.*") if path.stat().st_size}
+    assert {"train", "valid"} <= events
+    assert "Please install tensorboardX" not in result.stdout + result.stderr
+
+
+def test_parameter_count_from_the_checkpoint_equals_fairseq_trains(trained_elsewhere):
+    work, result = trained_elsewhere
+    logged = trained_parameters(result.stdout + result.stderr)
+    assert trained_parameters(work / "ck" / "checkpoint_last.pt") == logged
+    assert trained_parameters(str(work / "ck" / "checkpoint_last.pt")) == logged
+
+
+def test_missing_optional_module_is_one_line_saying_what_to_install():
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from fairseq_attn_gru.recipes.cli import run_entry\n"
+            "raise SystemExit(run_entry('fairseq_attn_gru.recipes.demo:main', ['--quick']))")
+    result = run_cli(sys.executable, "-c", code, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: matplotlib is not installed: run `make install` in the checkout, or pip install matplotlib "
+        "(this package's [demo] extra)")
+
+
+# --- fairseq's Python entry points instead of console output ------------------------------------------------------
+
+def test_fairseq_bleu_in_process_equals_fairseq_score(tmp_path):
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(12)] + ["<unk>", "Zug", "ä"]
+    references = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(40)]
+    hypotheses = [" ".join(w for w in ref.split() if rng.random() < 0.8) + (" w3" if rng.random() < 0.3 else "")
+                  for ref in references]
+    (tmp_path / "hyp").write_text("".join(h + "\n" for h in hypotheses))
+    (tmp_path / "ref").write_text("".join(r + "\n" for r in references))
+    printed = run_cli("fairseq-score", "--sys", tmp_path / "hyp", "--ref", tmp_path / "ref").stdout
+    expected = float(printed.split("BLEU4 = ")[1].split(",")[0])
+    assert fairseq_score(tmp_path / "hyp", tmp_path / "ref") == expected == fairseq_bleu(hypotheses, references)
+    assert 10 < expected < 100
+
+
+GERMAN = {"ein": "a", "mann": "man", "frau": "woman", "hund": "dog", "katze": "cat", "sieht": "sees",
+          "hat": "has", "roten": "red", "blauen": "blue", "ball": "ball", "hut": "hat", "und": "and",
+          "auf": "on", "dem": "the", "tisch": "table", "kind": "child", "spielt": "plays", "mit": "with",
+          "rot-weißen": "red-white", "&": "&"}
+
+
+def corpus_line(rng, oov=False):
+    german = [rng.choice(list(GERMAN)) for _ in range(rng.randint(2, 7))]
+    english = [GERMAN[word] for word in german]
+    if oov:  # a word with a letter the training data never has: <unk> on both sides after BPE
+        german.insert(1, "Zebra")
+        english.insert(1, "zebra")
+    german[0], english[0] = german[0].capitalize(), english[0].capitalize()
+    if rng.random() < 0.3:  # typographic quotes: prepare.py's punctuation normalisation changes them
+        return f"„{' '.join(german)}“ .", f"\"{' '.join(english)}\" ."
+    return " ".join(german) + ".", " ".join(english) + "."
+
+
+@pytest.fixture(scope="module")
+def multi30k_like(tmp_path_factory):
+    """prepare.py's output for a small word-for-word corpus and a model trained on it for a few seconds."""
+    from fairseq_attn_gru.recipes.multi30k import prepare
+
+    root = tmp_path_factory.mktemp("m30k")
+    rng = random.Random(0)
+    for split, size in (("train", 400), ("val", 24), ("test_2016_flickr", 24), ("test_2017_flickr", 8)):
+        pairs = [corpus_line(rng, oov=split != "train" and i % 5 == 0) for i in range(size)]
+        for lang, column in (("de", 0), ("en", 1)):
+            (root / "data" / f"{split}.{lang}").parent.mkdir(exist_ok=True)
+            (root / "data" / f"{split}.{lang}").write_text("".join(pair[column] + "\n" for pair in pairs))
+    prepare.main(["--data", str(root / "data"), "--out", str(root / "prep"), "--bpe-merges", "40"])
+    run_cli("fairseq-train", root / "prep" / "bin", "--user-dir", USER_DIR, "--task", "translation",
+            "--source-lang", "de", "--target-lang", "en", "--arch", "gru_attn_dot", "--encoder-embed-dim", 16,
+            "--encoder-hidden-size", 16, "--decoder-embed-dim", 16, "--decoder-hidden-size", 32,
+            "--decoder-out-embed-dim", 16, "--share-decoder-input-output-embed", "--dropout", 0,
+            "--optimizer", "adam", "--lr", 0.01, "--max-tokens", 1000, "--max-update", 120, "--cpu",
+            "--save-dir", root / "ck", "--no-epoch-checkpoints", "--seed", 1)
+    return root
+
+
+def generate_like_before(root, split):
+    """What evaluate.py did before the hub interface: BPE text files -> fairseq-preprocess -> fairseq-generate
+    (beam 5, --batch-size 64, soft alignments, BPE kept) -> parse_generate_output."""
+    from fairseq_attn_gru.recipes.multi30k.text import apply_bpe, read_lines, tokenize, write_lines
+
+    prep, tmp = root / "prep", root / f"before_{split}"
+    tmp.mkdir()
+    for lang in ("de", "en"):
+        raw = read_lines(root / "data" / f"{split}.{lang}")
+        write_lines(tmp / f"text.{lang}", apply_bpe(tokenize(raw, lang), prep / "bpe.codes"))
+    run_cli("fairseq-preprocess", "--source-lang", "de", "--target-lang", "en", "--testpref", tmp / "text",
+            "--srcdict", prep / "bin" / "dict.de.txt", "--tgtdict", prep / "bin" / "dict.en.txt",
+            "--destdir", tmp / "bin", "--workers", 1)
+    output = run_cli("fairseq-generate", tmp / "bin", "--user-dir", USER_DIR, "--task", "translation",
+                     "--source-lang", "de", "--target-lang", "en", "--path", root / "ck" / "checkpoint_best.pt",
+                     "--gen-subset", "test", "--beam", 5, "--batch-size", 64, "--cpu", "--print-alignment", "soft")
+    return parse_generate_output(output.stdout)
+
+
+def unbpe(text):
+    return (text + " ").replace("@@ ", "").rstrip()
+
+
+def test_evaluate_through_the_hub_gives_fairseq_generates_translations_and_bleu(multi30k_like):
+    from fairseq_attn_gru.recipes.multi30k.evaluate import evaluate, translate
+    from fairseq_attn_gru.recipes.multi30k.text import detokenize, read_lines
+    from fairseq_attn_gru.recipes.scoring import sacrebleu_score
+
+    root, split = multi30k_like, "val"
+    before = generate_like_before(root, split)
+    sources, references = read_lines(root / "data" / f"{split}.de"), read_lines(root / "data" / f"{split}.en")
+    assert len(before) == len(sources) and any("<unk>" in t.source for t in before)  # the OOV lines
+
+    # BPE kept, soft alignments: what run.py's attention plot uses
+    hub_bpe = translate(root / "prep", root / "ck" / "checkpoint_best.pt", sources, references, root / "bpe",
+                        generate_flags=["--print-alignment", "soft"])
+    for old, new in zip(before, hub_bpe):
+        assert (new.id, new.source, new.reference, new.hypothesis) == (old.id, old.source, old.reference,
+                                                                       old.hypothesis)
+        assert new.soft_alignment == old.soft_alignment and old.soft_alignment
+    assert any("@@" in t.hypothesis for t in hub_bpe)
+
+    # the default (--remove-bpe) and evaluate()'s sacreBLEU of the detokenised hypotheses
+    hub_text = translate(root / "prep", root / "ck" / "checkpoint_best.pt", sources, references, root / "text")
+    assert [t.hypothesis for t in hub_text] == [unbpe(t.hypothesis) for t in before]
+    assert [t.source for t in hub_text] == [unbpe(t.source) for t in before]
+    result = evaluate(root / "prep", root / "ck" / "checkpoint_best.pt", root / "data" / f"{split}.de",
+                      root / "data" / f"{split}.en", out_prefix=root / "eval" / split)
+    expected = sacrebleu_score(detokenize([unbpe(t.hypothesis) for t in before], "en"), references)
+    assert result == {"sacrebleu": expected["score"], "signature": expected["signature"]}
+    assert result["sacrebleu"] > 5  # the model learnt something: the comparison is not between empty outputs
+    assert (root / "eval" / f"{split}.generate.log").read_text().startswith("S-0\t")
