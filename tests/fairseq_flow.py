@@ -40,6 +40,7 @@ ARCH_FLAGS: Dict[str, List[str]] = {
     "gru_attn_concat": TINY_GRU_BIDIRECTIONAL,
     "gru_bahdanau": TINY_GRU_BIDIRECTIONAL,
     "gru_attn_iwslt_de_en": TINY_GRU_BIDIRECTIONAL,  # keeps its 2 + 2 layers and dropout 0.3
+    "gru_nematus": TINY_GRU_BIDIRECTIONAL,  # keeps its 2 + 2 layers, cgru and layer norm
     # fairseq's own model, for comparison: equal layers and sizes on both sides
     "lstm": ["--encoder-embed-dim", "16", "--encoder-hidden-size", "16", "--encoder-layers", "1",
              "--decoder-embed-dim", "16", "--decoder-hidden-size", "16", "--decoder-layers", "1",

@@ -41,7 +41,8 @@ def generate(data_bin, checkpoint, *extra, nbest=1):
     return out
 
 
-CASES = [(arch, SMALL_IWSLT if arch == "gru_attn_iwslt_de_en" else []) for arch in NAMED_ARCHITECTURES] + [
+IWSLT_SIZED = ("gru_attn_iwslt_de_en", "gru_nematus")
+CASES = [(arch, SMALL_IWSLT if arch in IWSLT_SIZED else []) for arch in NAMED_ARCHITECTURES] + [
     ("gru_attn_concat", ["--decoder-style", "cgru"]),
 ]
 

@@ -9,7 +9,8 @@ from conftest import USER_DIR, TinyTask, build_model, run_cli, toy_task, train_t
 from fairseq.sequence_generator import SequenceGenerator
 
 from fairseq_attn_gru import GRUAttnModel, UserError
-from fairseq_attn_gru.inference.int8 import float_layers, int8_requested, is_int8, quantize_model, quantized_layers
+from fairseq_attn_gru.inference.int8 import (float_layers, int8_requested, is_int8, quantize_model, quantized_layers,
+                                             unquantizable_layers)
 from fairseq_attn_gru.models.config import NAMED_ARCHITECTURES
 
 ARCHS = ["gru_attn", *NAMED_ARCHITECTURES]
@@ -52,12 +53,20 @@ def batch(task, lengths=(5, 3, 7)):
     return {"net_input": {"src_tokens": tokens, "src_lengths": torch.tensor(lengths)}}
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_every_architecture_quantizes_after_loading_and_decodes_incrementally(arch):
+#: every named architecture, and the cgru order with plain GRUs (its nn.GRUCell is quantized too)
+CASES = [(arch, {}) for arch in ARCHS] + [("gru_attn_concat", {"decoder_style": "cgru"})]
+
+
+@pytest.mark.parametrize("arch, options", CASES, ids=[a + "".join(f"-{v}" for v in o.values()) for a, o in CASES])
+def test_every_architecture_quantizes_after_loading_and_decodes_incrementally(arch, options):
     task = TinyTask()
-    fp32 = build_model(arch, task, dropout=0.0, **sizes(arch)).eval()
-    int8 = build_model(arch, task, dropout=0.0, int8=True, **sizes(arch))
+    fp32 = build_model(arch, task, dropout=0.0, **sizes(arch), **options).eval()
+    int8 = build_model(arch, task, dropout=0.0, int8=True, **sizes(arch), **options)
     assert not is_int8(int8)  # built in fp32: the checkpoint's weights go in first
+    if unquantizable_layers(fp32):  # e.g. gru_nematus's layer-normalised DeepGRU: refused, never left fp32
+        with pytest.raises(UserError, match="would stay fp32, so int8 is refused"):
+            int8.load_state_dict(fp32.state_dict())
+        return
     int8.load_state_dict(fp32.state_dict())
     assert is_int8(int8) and not int8.training and float_layers(int8) == []
     layers = quantized_layers(int8)
@@ -107,6 +116,19 @@ def test_missing_quantized_engine_is_refused_in_one_line(monkeypatch):
         quantize_model(model)
     assert "\n" not in str(error.value)
     assert not is_int8(model)  # nothing half-done
+
+
+def test_a_layer_int8_cannot_convert_is_refused_not_left_fp32():
+    class OwnRecurrence(torch.nn.Module):  # a weight matrix outside nn.GRU / nn.Linear
+        def __init__(self):
+            super().__init__()
+            self.weight_hh = torch.nn.Parameter(torch.zeros(6, 2))
+
+    model = build_model("gru_attn_dot", dropout=0.0, **SMALL)
+    model.decoder.extra = OwnRecurrence()
+    with pytest.raises(UserError, match=r"decoder\.extra \(OwnRecurrence\) would stay fp32"):
+        quantize_model(model)
+    assert not quantized_layers(model)  # refused before anything was converted
 
 
 def test_int8_requested_reads_model_overrides():

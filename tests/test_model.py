@@ -6,15 +6,25 @@ from conftest import TinyTask, build_model, pad_rows, random_batch
 from fairseq_attn_gru.models.decoder import teacher_forcing_probability
 from fairseq_attn_gru.models.config import NAMED_ARCHITECTURES
 
-VARIANTS = [(arch, {}) for arch in NAMED_ARCHITECTURES if arch != "gru_attn_iwslt_de_en"] + [
-    ("gru_attn_iwslt_de_en", {"encoder_hidden_size": 16, "decoder_hidden_size": 32, "encoder_embed_dim": 8,
-                              "decoder_embed_dim": 8, "decoder_out_embed_dim": 8}),
+SMALL_IWSLT = {"encoder_hidden_size": 16, "decoder_hidden_size": 32, "encoder_embed_dim": 8, "decoder_embed_dim": 8,
+               "decoder_out_embed_dim": 8}
+VARIANTS = [(arch, {}) for arch in NAMED_ARCHITECTURES if arch not in ("gru_attn_iwslt_de_en", "gru_nematus")] + [
+    ("gru_attn_iwslt_de_en", SMALL_IWSLT),
+    ("gru_nematus", SMALL_IWSLT),
     ("gru_attn_general", {"input_feeding": True, "decoder_layers": 2}),
     ("gru_attn_concat", {"decoder_layers": 3, "encoder_layers": 2}),
     ("gru_bahdanau", {"decoder_layers": 2, "attention_type": "general"}),
     ("gru_attn_concat", {"decoder_style": "cgru"}),
     ("gru_attn_general", {"decoder_style": "cgru", "decoder_layers": 2, "dropout": 0.2}),
     ("gru_attn", {"attention_type": "dot", "encoder_proj": True, "encoder_hidden_size": 24}),
+    # DeepGRU (models/recurrent.py): layer norm, deep transition, with every decoder order
+    ("gru_attn_concat", {"decoder_layer_norm": True, "encoder_layer_norm": True}),
+    ("gru_attn_general", {"decoder_transition_depth": 2, "encoder_transition_depth": 2}),
+    ("gru_attn_concat", {"decoder_style": "cgru", "decoder_layer_norm": True, "decoder_transition_depth": 2}),
+    ("gru_bahdanau", {"decoder_layer_norm": True, "decoder_transition_depth": 3, "decoder_layers": 2}),
+    ("gru_attn_general", {"input_feeding": True, "decoder_layer_norm": True, "encoder_transition_depth": 3,
+                          "encoder_layers": 2}),
+    ("gru_seq2seq", {"decoder_layer_norm": True, "decoder_transition_depth": 2, "decoder_layers": 2}),
 ]
 IDS = [f"{arch}{'-' + '-'.join(k for k in over) if over else ''}" for arch, over in VARIANTS]
 
@@ -99,9 +109,14 @@ def test_reorder_among_beams_of_a_sentence_skips_the_copy_and_stays_exact(arch):
     torch.testing.assert_close(logits[:, -1], expected[:, -1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ["gru_attn_concat", "gru_bahdanau", "gru_seq2seq"])
-def test_padding_side_does_not_change_the_output(arch):
-    model = build_model(arch, encoder_layers=2).eval()
+DEEP = {"encoder_layer_norm": True, "encoder_transition_depth": 2, "decoder_layer_norm": True}
+
+
+@pytest.mark.parametrize("arch,overrides", [("gru_attn_concat", {}), ("gru_bahdanau", {}), ("gru_seq2seq", {}),
+                                            ("gru_attn_concat", DEEP), ("gru_bahdanau", DEEP)],
+                         ids=["gru_attn_concat", "gru_bahdanau", "gru_seq2seq", "concat-deep", "bahdanau-deep"])
+def test_padding_side_does_not_change_the_output(arch, overrides):
+    model = build_model(arch, encoder_layers=2, **overrides).eval()
     dictionary = model.encoder.dictionary
     rows = [random_batch(dictionary, [n], seed=n)[0][0] for n in (6, 3, 5)]
     prev = target_prefix(model.decoder.dictionary, 3, 4)

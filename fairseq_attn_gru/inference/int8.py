@@ -1,13 +1,14 @@
 """int8 inference on CPU: PyTorch dynamic quantization of a loaded model's GRUs and Linear layers.
 
-Weights of every ``nn.GRU`` and ``nn.Linear`` (encoder GRU and output projection, the decoder's bridge, GRU,
+Weights of every ``nn.GRU``, ``nn.GRUCell`` and ``nn.Linear`` (encoder GRU and output projection, the decoder's bridge, GRU,
 attention projections, output feature and vocabulary projections) become int8; activations are quantized per
 batch on the fly. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix).
 Nothing changes in training or in checkpoints: the model is built and loaded in fp32 as always, then quantized in
 place (``GRUAttnModel.load_state_dict`` calls :func:`quantize_model` when the config says ``int8``).
 
-Refusals, each one line (:class:`UserError`): a PyTorch build without a quantized engine, a model on an
-accelerator, ``--cpu-bf16`` together with int8, and training (``model.train()``) a quantized model.
+Refusals, each one line (:class:`UserError`): a PyTorch build without a quantized engine, a model with a weight
+matrix outside those types (the layer-normalised/deep-transition GRU of ``--encoder-layer-norm`` and co.), a model
+on an accelerator, ``--cpu-bf16`` together with int8, and training (``model.train()``) a quantized model.
 """
 import logging
 import warnings
@@ -21,7 +22,7 @@ from ..errors import UserError
 logger = logging.getLogger(__name__)
 
 #: the module types replaced by their dynamically quantized versions
-QUANTIZED_TYPES = (nn.GRU, nn.Linear)
+QUANTIZED_TYPES = (nn.GRU, nn.GRUCell, nn.Linear)
 #: engines that run dynamic int8 GRU and Linear
 INT8_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
 
@@ -59,6 +60,10 @@ def quantize_model(model: nn.Module, cpu_bf16: bool = False) -> nn.Module:
     check_int8_allowed(model, cpu_bf16)
     if is_int8(model):
         return model
+    left_out = unquantizable_layers(model)
+    if left_out:  # e.g. a recurrence of our own: its matmuls would stay fp32 under an int8 label
+        raise UserError(f"int8 quantizes nn.GRU, nn.GRUCell and nn.Linear only; {', '.join(left_out)} would stay fp32, "
+                        "so int8 is refused for this model")
     from torch.ao.quantization import quantize_dynamic
 
     engine = quantized_engine()
@@ -67,13 +72,25 @@ def quantize_model(model: nn.Module, cpu_bf16: bool = False) -> nn.Module:
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
         for child in list(model.children()):
             # quantize_dynamic's inplace convert swaps submodules of what it is given, never the module itself
-            quantize_dynamic(child, {nn.GRU, nn.Linear}, dtype=torch.qint8, inplace=True)
+            quantize_dynamic(child, set(QUANTIZED_TYPES), dtype=torch.qint8, inplace=True)
     model.eval()
     left = float_layers(model)
     if left:  # never present fp32 layers as int8
         raise RuntimeError(f"int8 quantization left fp32 layers: {', '.join(left)}")
     logger.info(f"int8: dynamic quantization on engine {engine}: {', '.join(quantized_layers(model))}")
     return model
+
+
+def unquantizable_layers(model: nn.Module) -> List[str]:
+    """``name (Class)`` of each module with a weight matrix of its own that dynamic quantization would not convert
+    (embeddings excepted: they are lookups, and stay fp32 by design)."""
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, (*QUANTIZED_TYPES, nn.Embedding)):
+            continue
+        if any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+            found.append(f"{name} ({type(module).__name__})")
+    return found
 
 
 def float_layers(model: nn.Module) -> List[str]:
@@ -85,7 +102,7 @@ def quantized_layers(model: nn.Module) -> List[str]:
     """Names of the dynamically quantized modules in ``model``."""
     from torch.ao.nn.quantized import dynamic as nnqd
 
-    return [name for name, module in model.named_modules() if isinstance(module, (nnqd.GRU, nnqd.Linear))]
+    return [name for name, module in model.named_modules() if isinstance(module, (nnqd.GRU, nnqd.GRUCell, nnqd.Linear))]
 
 
 def is_int8(model: nn.Module) -> bool:

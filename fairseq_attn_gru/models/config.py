@@ -42,6 +42,8 @@ class GRUAttnConfig(FairseqDataclass):
     encoder_dropout_out: Optional[float] = field(
         default=None, metadata={"help": "dropout on encoder outputs and between layers (default: --dropout)"}
     )
+    encoder_layer_norm: bool = field(default=False, metadata={"help": "layer-normalised encoder GRU"})
+    encoder_transition_depth: int = field(default=1, metadata={"help": "GRU transitions per encoder step"})
     decoder_embed_dim: int = field(default=256, metadata={"help": "decoder embedding dimension"})
     decoder_embed_path: Optional[str] = field(
         default=None, metadata={"help": "pretrained decoder embeddings: text file, one 'word v1 ... vD' per line"}
@@ -58,6 +60,8 @@ class GRUAttnConfig(FairseqDataclass):
     decoder_dropout_out: Optional[float] = field(
         default=None, metadata={"help": "dropout on decoder states and output features (default: --dropout)"}
     )
+    decoder_layer_norm: bool = field(default=False, metadata={"help": "layer-normalised decoder GRU"})
+    decoder_transition_depth: int = field(default=1, metadata={"help": "GRU transitions per decoder step"})
     attention_type: ChoiceEnum(ATTENTION_TYPES) = field(
         default="dot",
         metadata={"help": "attention score: none, dot (s·h), general (s·Wh) or concat (vᵀtanh(W₁s+W₂h))"},
@@ -153,6 +157,9 @@ def validate_config(cfg, task) -> None:
         )
     if cfg.teacher_forcing_decay_updates < 0:
         raise config_error("--teacher-forcing-decay-updates", cfg.teacher_forcing_decay_updates, "0 or more")
+    for name in ("encoder_transition_depth", "decoder_transition_depth"):
+        if getattr(cfg, name) < 1:
+            raise config_error(_flag(name), getattr(cfg, name), "1 or more")
 
     style, attention_type = str(cfg.decoder_style), str(cfg.attention_type)
     order = DECODER_ORDERS[style]
@@ -233,3 +240,8 @@ NAMED_ARCHITECTURES = {
         dropout=0.3,
     ),
 }
+# Nematus-style (Sennrich et al. 2017): conditional GRU, concat attention, layer-normalised GRUs; IWSLT sizes
+NAMED_ARCHITECTURES["gru_nematus"] = dict(
+    NAMED_ARCHITECTURES["gru_attn_iwslt_de_en"], attention_type="concat", decoder_style="cgru",
+    encoder_layer_norm=True, decoder_layer_norm=True,
+)

@@ -13,6 +13,7 @@ from .attention import Attention
 from .decoder_orders import DecoderOrder
 from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
+from .recurrent import build_rnn
 
 State = Dict[str, Optional[Tensor]]
 
@@ -52,6 +53,8 @@ class GRUDecoder(FairseqIncrementalDecoder):
         teacher_forcing_decay_updates: int = 0,
         max_target_positions: int = 1024,
         cpu_bf16: bool = False,
+        layer_norm: bool = False,
+        transition_depth: int = 1,
     ):
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
@@ -66,13 +69,9 @@ class GRUDecoder(FairseqIncrementalDecoder):
         # the learned bridge: final encoder states -> initial state of every decoder layer
         self.bridge = nn.Linear(encoder_final_dim, num_layers * hidden_size) if encoder_final_dim else None
 
-        self.rnn = nn.GRU(
-            input_size=order.rnn_input_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            dropout=dropout_out if num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        # nn.GRU at the defaults; DeepGRU (models/recurrent.py) with layer norm or deep transition
+        self.rnn = build_rnn(order.rnn_input_dim, hidden_size, num_layers, False,
+                             dropout_out if num_layers > 1 else 0.0, layer_norm, transition_depth)
         self.output_proj = nn.Linear(order.feature_input_dim, out_embed_dim)
         self.share_input_output_embed = share_input_output_embed
         self.fc_out = None if share_input_output_embed else nn.Linear(out_embed_dim, len(dictionary))

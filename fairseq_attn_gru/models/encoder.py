@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .gru import recurrence_function_applies, run_gru
 from .precision import cpu_bf16_autocast
+from .recurrent import DeepGRU, build_rnn
 
 
 class GRUEncoder(FairseqEncoder):
@@ -32,20 +33,17 @@ class GRUEncoder(FairseqEncoder):
         output_proj_dim: int = 0,
         max_source_positions: int = 1024,
         cpu_bf16: bool = False,
+        layer_norm: bool = False,
+        transition_depth: int = 1,
     ):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
         self.embed_tokens = embed_tokens
         self.dropout_in_module = FairseqDropout(dropout_in, module_name=self.__class__.__name__)
         self.dropout_out_module = FairseqDropout(dropout_out, module_name=self.__class__.__name__)
-        self.rnn = nn.GRU(
-            input_size=embed_tokens.embedding_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dropout=dropout_out if num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        # nn.GRU at the defaults (checkpoints and speed paths as before); DeepGRU with layer norm or deep transition
+        self.rnn = build_rnn(embed_tokens.embedding_dim, hidden_size, num_layers, bidirectional,
+                             dropout_out if num_layers > 1 else 0.0, layer_norm, transition_depth)
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
         self.hidden_size = hidden_size
@@ -101,6 +99,8 @@ class GRUEncoder(FairseqEncoder):
 
     def _run_rnn(self, x: Tensor, lengths: Optional[Tensor]):
         """Right-padded x (B, S, E) -> outputs (B, S, D * H), zeros past each length, and final states."""
+        if isinstance(self.rnn, DeepGRU):
+            return self.rnn(x, lengths=lengths)  # (B, S, D * H), (L * D, B, H): takes lengths itself
         if lengths is None:
             return self.rnn(x)  # (B, S, D * H), (L * D, B, H)
         if recurrence_function_applies(self.rnn, x):  # training: nn.GRU's packed backward is quadratic

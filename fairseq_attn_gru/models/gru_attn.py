@@ -99,6 +99,8 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
             output_proj_dim=cfg.decoder_hidden_size if cfg.encoder_proj and attention_type != "none" else 0,
             max_source_positions=cfg.max_source_positions,
             cpu_bf16=cfg.cpu_bf16,
+            layer_norm=cfg.encoder_layer_norm,
+            transition_depth=cfg.encoder_transition_depth,
         )
         attention = build_attention(attention_type, cfg.decoder_hidden_size, encoder.output_dim)
         order = build_decoder_order(
@@ -127,6 +129,8 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
             teacher_forcing_decay_updates=cfg.teacher_forcing_decay_updates,
             max_target_positions=cfg.max_target_positions,
             cpu_bf16=cfg.cpu_bf16,
+            layer_norm=cfg.decoder_layer_norm,
+            transition_depth=cfg.decoder_transition_depth,
         )
         model = cls(encoder, decoder)
         model.int8 = bool(safe_getattr(cfg, "int8", False))
