@@ -7,10 +7,9 @@ from fairseq_attn_gru.models.decoder_orders import BahdanauOrder, ConditionalGRU
 from test_model import target_prefix
 
 
-def gru_cell(x, h, rnn, suffix="_l0"):
-    """One step of a one-layer nn.GRU (or an nn.GRUCell: suffix ""), written from PyTorch's documented equations."""
-    w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
-    b_ih, b_hh = getattr(rnn, "bias_ih" + suffix), getattr(rnn, "bias_hh" + suffix)
+def gru_cell(x, h, rnn):
+    """One step of a one-layer nn.GRU, written from PyTorch's documented equations."""
+    w_ih, w_hh, b_ih, b_hh = rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
     i_r, i_z, i_n = (x @ w_ih.t() + b_ih).chunk(3, dim=-1)
     h_r, h_z, h_n = (h @ w_hh.t() + b_hh).chunk(3, dim=-1)
     r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
@@ -49,7 +48,7 @@ def test_one_step_matches_the_orders_formula_in_float64(arch, style):
         elif isinstance(decoder.order, ConditionalGRUOrder):  # s'_t = GRU1(E y, s_{t-1}); c_t = attend(s'_t)
             first = gru_cell(embedded, previous, decoder.rnn)
             context, weights = attend(first, model, memory)
-            state = gru_cell(context, first, decoder.order.context_gru, suffix="")  # s_t = GRU2(c_t, s'_t)
+            state = gru_cell(context, first, decoder.order.context_gru)  # s_t = GRU2(c_t, s'_t)
             expected = torch.cat([state, embedded, context], dim=-1)
         else:  # c_t = attend(s_{t-1}); s_t = GRU([E y; c_t], s_{t-1})
             context, weights = attend(previous, model, memory)
@@ -91,3 +90,12 @@ def test_a_new_order_is_one_class_and_the_decoder_runs_it_incrementally():
 def test_orders_that_feed_the_context_refuse_input_feeding(order_class):
     with pytest.raises(ValueError, match="input feeding"):
         order_class(8, 16, 16, input_feeding=True, feed_dim=8)
+
+
+def test_the_conditional_grus_second_gru_follows_decoder_layer_norm():
+    from fairseq_attn_gru.models.recurrent import DeepGRU
+
+    plain = build_model("gru_attn_concat", decoder_style="cgru").decoder.order.context_gru
+    normalised = build_model("gru_attn_concat", decoder_style="cgru", decoder_layer_norm=True).decoder.order.context_gru
+    assert isinstance(plain, torch.nn.GRU) and not isinstance(plain, DeepGRU)
+    assert isinstance(normalised, DeepGRU) and normalised.layer_norm

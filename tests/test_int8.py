@@ -53,7 +53,7 @@ def batch(task, lengths=(5, 3, 7)):
     return {"net_input": {"src_tokens": tokens, "src_lengths": torch.tensor(lengths)}}
 
 
-#: every named architecture, and the cgru order with plain GRUs (its nn.GRUCell is quantized too)
+#: every named architecture, and the cgru order with plain GRUs (its second nn.GRU is quantized too)
 CASES = [(arch, {}) for arch in ARCHS] + [("gru_attn_concat", {"decoder_style": "cgru"})]
 
 

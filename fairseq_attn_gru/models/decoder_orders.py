@@ -6,7 +6,8 @@ knows two widths (what the GRU reads, what the output layer reads) and runs a st
     feature_input, attn, hidden = order(embedded, hidden, input_feed, memory, rnn, attention, dropout)
 
 The GRU, the attention score and the dropout stay the decoder's (their parameter names are the
-checkpoint's); an order that needs weights of its own registers them itself. ``memory`` is
+checkpoint's); an order that needs weights of its own registers them itself (built like the decoder's GRU:
+``layer_norm`` is the decoder's ``--decoder-layer-norm``). ``memory`` is
 ``(keys, values, encoder_padding_mask)``, or three Nones without attention.
 """
 from typing import Optional, Tuple
@@ -14,6 +15,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from .recurrent import build_rnn
 
 
 class DecoderOrder(nn.Module):
@@ -48,7 +51,8 @@ class LuongOrder(DecoderOrder):
 
     takes_input_feeding = True
 
-    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
+    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int,
+                 layer_norm: bool = False):
         super().__init__(rnn_input_dim=embed_dim + (feed_dim if input_feeding else 0),
                          feature_input_dim=hidden_size + context_dim, runs_whole_target=not input_feeding)
 
@@ -72,7 +76,8 @@ class BahdanauOrder(DecoderOrder):
 
     needs_attention = True
 
-    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
+    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int,
+                 layer_norm: bool = False):
         if input_feeding:  # the config refuses it first, with the flag's name
             raise ValueError("the Bahdanau order already feeds the context; it takes no input feeding")
         super().__init__(rnn_input_dim=embed_dim + context_dim,
@@ -98,19 +103,20 @@ class ConditionalGRUOrder(DecoderOrder):
 
     needs_attention = True
 
-    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int):
+    def __init__(self, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool, feed_dim: int,
+                 layer_norm: bool = False):
         if input_feeding:  # the config refuses it first, with the flag's name
             raise ValueError("the conditional GRU already feeds the context; it takes no input feeding")
         super().__init__(rnn_input_dim=embed_dim, feature_input_dim=hidden_size + embed_dim + context_dim,
                          runs_whole_target=False)
-        self.context_gru = nn.GRUCell(context_dim, hidden_size)  # GRU2
+        self.context_gru = build_rnn(context_dim, hidden_size, 1, False, 0.0, layer_norm)  # GRU2, one layer
 
     def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
         rnn_out, hidden = rnn(embedded, hidden)  # (B, 1, H): s'_t, (L, B, H)
         context, attn = attention(rnn_out, *memory)  # (B, 1, C), (B, 1, S)
-        state = self.context_gru(context.squeeze(1), hidden[-1])  # (B, H): s_t = GRU2(c_t, s'_t)
-        hidden = torch.cat([hidden[:-1], state.unsqueeze(0)], dim=0)  # (L, B, H): the top layer carries s_t on
-        return torch.cat([dropout(state.unsqueeze(1)), embedded, context], dim=-1), attn, hidden  # (B, 1, H + E + C)
+        state, top = self.context_gru(context, hidden[-1:].contiguous())  # (B, 1, H), (1, B, H): s_t = GRU2(c_t, s'_t)
+        hidden = torch.cat([hidden[:-1], top], dim=0)  # (L, B, H): the top layer carries s_t on
+        return torch.cat([dropout(state), embedded, context], dim=-1), attn, hidden  # (B, 1, H + E + C)
 
 
 #: ``--decoder-style`` -> its class
@@ -118,5 +124,5 @@ DECODER_ORDERS = {"luong": LuongOrder, "bahdanau": BahdanauOrder, "cgru": Condit
 
 
 def build_decoder_order(style: str, embed_dim: int, hidden_size: int, context_dim: int, input_feeding: bool,
-                        feed_dim: int) -> DecoderOrder:
-    return DECODER_ORDERS[style](embed_dim, hidden_size, context_dim, input_feeding, feed_dim)
+                        feed_dim: int, layer_norm: bool = False) -> DecoderOrder:
+    return DECODER_ORDERS[style](embed_dim, hidden_size, context_dim, input_feeding, feed_dim, layer_norm)

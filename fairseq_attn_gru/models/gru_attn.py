@@ -110,6 +110,7 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
             context_dim=encoder.output_dim if attention is not None else 0,
             input_feeding=cfg.input_feeding,
             feed_dim=cfg.decoder_out_embed_dim,
+            layer_norm=cfg.decoder_layer_norm,
         )
         decoder = GRUDecoder(
             task.target_dictionary,
