@@ -15,11 +15,12 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 TORCH_FILE := $(VENV)/.torch
 TORCH_VERSION := 2.13.0
-TORCH ?= $(or $(shell cat $(TORCH_FILE) 2>/dev/null),cpu)
+TORCH_RECORDED := $(shell cat $(TORCH_FILE) 2>/dev/null)
+TORCH ?= $(or $(TORCH_RECORDED),cpu)
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_CUDA_INDEX ?=
-# CPU builds are labelled +cpu on Linux and Windows (on PyPI's mirror of them and on the CPU index); macOS wheels are
-# CPU builds without the label.
+# On Linux and Windows the CPU-only build is labelled +cpu (on PyTorch's CPU index, and on a local mirror of it);
+# PyPI's torch==2.13.0 is the CUDA build there. macOS wheels are CPU builds without the label.
 TORCH_CPU_SPEC := torch==$(TORCH_VERSION)$(if $(filter Darwin,$(shell uname -s)),,+cpu)
 # free disk space make install wants before it starts (MiB; NEED_MB=0 skips the check): .venv/ measured 1.4 GiB
 # with the CPU build, plus pip's downloads and build; the CUDA build's nvidia-* wheels add several GiB
@@ -38,14 +39,10 @@ step = @echo "==> [$(1)/6] $(2)"
 
 install: $(STAMP)
 
-# The torch choice of an existing .venv/, rewritten only when TORCH changes it, so that the stamp below is remade
-# then and only then. Without .venv/ nothing is written here (the stamp is made anyway, and records the choice).
-$(TORCH_FILE): FORCE
+# A TORCH other than the one the last successful install recorded (in .venv/.torch) remakes the stamp.
+$(STAMP): pyproject.toml Makefile $(if $(filter-out $(TORCH_RECORDED),$(TORCH)),FORCE)
 	@case "$(TORCH)" in cpu|cuda|skip) ;; \
 	  *) echo "error: TORCH=$(TORCH) is not allowed: cpu (CPU-only build, the default), cuda or skip" >&2; exit 2;; esac
-	@if [ -d $(VENV) ] && [ "$$(cat $@ 2>/dev/null)" != "$(TORCH)" ]; then echo "$(TORCH)" > $@; fi
-
-$(STAMP): pyproject.toml Makefile $(TORCH_FILE)
 	$(call step,1,checking prerequisites)
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" NEED_MB="$(NEED_MB)" bash scripts/check_prerequisites.sh
 	$(call step,2,$(VENV)/ with pip$(,) setuptools$(,) wheel)
@@ -69,7 +66,7 @@ $(STAMP): pyproject.toml Makefile $(TORCH_FILE)
 	[ "$$got" = "$(TORCH_VERSION) $(TORCH)" ] || { echo "error: TORCH=$(TORCH) asked for torch $(TORCH_VERSION)'s $(TORCH) build but pip installed the $${got#* } build of $${got% *} (pip's configuration prefers it): install the build you want into $(VENV)/ yourself and run make install TORCH=skip (docs/install.md)" >&2; exit 1; }
 	$(call step,4,build tools for fairseq: cython$(,) numpy)
 	$(PIP) install cython "numpy>=1.21.3"
-	$(call step,5,$(FAIRSEQ): compiles fairseq's C++/Cython extensions$(,) about 3 minutes on 2 cores)
+	$(call step,5,$(FAIRSEQ): compiles fairseq's C++/Cython extensions$(,) about 2.5 minutes on 2 cores)
 	env -u CUDA_HOME $(PIP) install --no-build-isolation --no-deps $(FAIRSEQ)
 	$(call step,6,this package (editable) with extras $(EXTRAS) and fairseq's other requirements)
 	@echo "    (pip's note that fairseq-fixed requires torchaudio is expected: only fairseq's speech tasks import it)"

@@ -10,8 +10,10 @@ try:
     import fairseq  # noqa: F401
 except ImportError:
     raise MissingDependencyError(
-        "fairseq-attn-gru needs fairseq: run `make install` in the checkout "
-        "(it installs torch==2.13.0 and fairseq-fixed==0.12.3.1 into .venv/)"
+        "fairseq-attn-gru needs torch and fairseq, which pip does not install with it. In the checkout: run "
+        "`make install`. In an environment where pip installed this package: `pip install cython torch==2.13.0` "
+        "(or the torch build you need: docs/install.md), then "
+        "`pip install --no-build-isolation --no-deps fairseq-fixed==0.12.3.1`"
     ) from None
 
 from . import models, tasks  # noqa: E402  (runs the @register_* decorators)

@@ -3,8 +3,7 @@
 
 Entry point only: the code, its options and its docs are in fairseq_attn_gru/recipes/toy_text.py.
 """
-from fairseq_attn_gru.recipes.cli import run_main
-from fairseq_attn_gru.recipes.toy_text import main
+from fairseq_attn_gru.recipes.cli import run_entry
 
 if __name__ == "__main__":
-    raise SystemExit(run_main(main))
+    raise SystemExit(run_entry("fairseq_attn_gru.recipes.toy_text:main"))

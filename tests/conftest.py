@@ -70,8 +70,8 @@ def run_cli(program, *args, cwd=None, input=None, check=True, timeout=600, env=N
         command = [program]
     else:
         command = [str(BIN / program)]
-    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
-               **(env or {}))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+           **(env or {})}
     result = subprocess.run([*command, *map(str, args)], cwd=cwd, input=input, capture_output=True, text=True,
                             timeout=timeout, env=env)
     if check and result.returncode != 0:

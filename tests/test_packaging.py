@@ -246,18 +246,17 @@ def multi30k_like(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("m30k")
     rng = random.Random(0)
-    for split, size in (("train", 400), ("val", 24), ("test_2016_flickr", 24), ("test_2017_flickr", 8)):
+    for split, size in (("train", 1000), ("val", 24), ("test_2016_flickr", 8), ("test_2017_flickr", 8)):
         pairs = [corpus_line(rng, oov=split != "train" and i % 5 == 0) for i in range(size)]
         for lang, column in (("de", 0), ("en", 1)):
             (root / "data" / f"{split}.{lang}").parent.mkdir(exist_ok=True)
             (root / "data" / f"{split}.{lang}").write_text("".join(pair[column] + "\n" for pair in pairs))
-    prepare.main(["--data", str(root / "data"), "--out", str(root / "prep"), "--bpe-merges", "40"])
+    prepare.main(["--data", str(root / "data"), "--out", str(root / "prep"), "--bpe-merges", "80"])
     run_cli("fairseq-train", root / "prep" / "bin", "--user-dir", USER_DIR, "--task", "translation",
-            "--source-lang", "de", "--target-lang", "en", "--arch", "gru_attn_dot", "--encoder-embed-dim", 16,
-            "--encoder-hidden-size", 16, "--decoder-embed-dim", 16, "--decoder-hidden-size", 32,
-            "--decoder-out-embed-dim", 16, "--share-decoder-input-output-embed", "--dropout", 0,
-            "--optimizer", "adam", "--lr", 0.01, "--max-tokens", 1000, "--max-update", 120, "--cpu",
-            "--save-dir", root / "ck", "--no-epoch-checkpoints", "--seed", 1)
+            "--source-lang", "de", "--target-lang", "en", "--arch", "gru_attn_dot",
+            "--share-decoder-input-output-embed", "--dropout", 0, "--optimizer", "adam", "--lr", 0.005, "--clip-norm", 5, "--max-tokens", 2000,
+            "--max-update", 100, "--cpu", "--seed", 1, "--num-workers", 0, "--disable-validation",
+            "--save-interval", 1000, "--save-dir", root / "ck")  # about 6 s on 2 cores
     return root
 
 
@@ -275,7 +274,7 @@ def generate_like_before(root, split):
             "--srcdict", prep / "bin" / "dict.de.txt", "--tgtdict", prep / "bin" / "dict.en.txt",
             "--destdir", tmp / "bin", "--workers", 1)
     output = run_cli("fairseq-generate", tmp / "bin", "--user-dir", USER_DIR, "--task", "translation",
-                     "--source-lang", "de", "--target-lang", "en", "--path", root / "ck" / "checkpoint_best.pt",
+                     "--source-lang", "de", "--target-lang", "en", "--path", root / "ck" / "checkpoint_last.pt",
                      "--gen-subset", "test", "--beam", 5, "--batch-size", 64, "--cpu", "--print-alignment", "soft")
     return parse_generate_output(output.stdout)
 
@@ -284,6 +283,7 @@ def unbpe(text):
     return (text + " ").replace("@@ ", "").rstrip()
 
 
+@pytest.mark.slow
 def test_evaluate_through_the_hub_gives_fairseq_generates_translations_and_bleu(multi30k_like):
     from fairseq_attn_gru.recipes.multi30k.evaluate import evaluate, translate
     from fairseq_attn_gru.recipes.multi30k.text import detokenize, read_lines
@@ -295,21 +295,21 @@ def test_evaluate_through_the_hub_gives_fairseq_generates_translations_and_bleu(
     assert len(before) == len(sources) and any("<unk>" in t.source for t in before)  # the OOV lines
 
     # BPE kept, soft alignments: what run.py's attention plot uses
-    hub_bpe = translate(root / "prep", root / "ck" / "checkpoint_best.pt", sources, references, root / "bpe",
+    hub_bpe = translate(root / "prep", root / "ck" / "checkpoint_last.pt", sources, references, root / "bpe",
                         generate_flags=["--print-alignment", "soft"])
     for old, new in zip(before, hub_bpe):
         assert (new.id, new.source, new.reference, new.hypothesis) == (old.id, old.source, old.reference,
                                                                        old.hypothesis)
         assert new.soft_alignment == old.soft_alignment and old.soft_alignment
-    assert any("@@" in t.hypothesis for t in hub_bpe)
+    assert any("@@" in t.hypothesis for t in hub_bpe)  # BPE pieces, joined below
 
     # the default (--remove-bpe) and evaluate()'s sacreBLEU of the detokenised hypotheses
-    hub_text = translate(root / "prep", root / "ck" / "checkpoint_best.pt", sources, references, root / "text")
+    hub_text = translate(root / "prep", root / "ck" / "checkpoint_last.pt", sources, references, root / "text")
     assert [t.hypothesis for t in hub_text] == [unbpe(t.hypothesis) for t in before]
     assert [t.source for t in hub_text] == [unbpe(t.source) for t in before]
-    result = evaluate(root / "prep", root / "ck" / "checkpoint_best.pt", root / "data" / f"{split}.de",
+    result = evaluate(root / "prep", root / "ck" / "checkpoint_last.pt", root / "data" / f"{split}.de",
                       root / "data" / f"{split}.en", out_prefix=root / "eval" / split)
     expected = sacrebleu_score(detokenize([unbpe(t.hypothesis) for t in before], "en"), references)
     assert result == {"sacrebleu": expected["score"], "signature": expected["signature"]}
-    assert result["sacrebleu"] > 5  # the model learnt something: the comparison is not between empty outputs
+    assert result["sacrebleu"] > 20  # a model that learnt something: not a comparison of empty outputs
     assert (root / "eval" / f"{split}.generate.log").read_text().startswith("S-0\t")

@@ -45,10 +45,12 @@ def test_interactive_survives_bad_lines(checkpoint):
     assert "Traceback" not in stderr
     hypotheses = re.findall(rb"^H-\d+\t", result.stdout, flags=re.M)
     assert len(hypotheses) == 3 + 300  # lines 1, 3 (with <unk>), 6 and the session; 2, 4, 5 skipped
-    assert "skipped: input line 2 is empty" in stderr
-    assert "skipped: input line 4 is not UTF-8 text (byte 0xff at 3)" in stderr
-    assert "skipped: a line of 401 tokens is longer than --max-source-positions=256" in stderr
-    assert "1 unknown word(s) read as <unk>" in stderr
+    assert "skipped: input line 2 is empty, nothing to translate; no output for id 1" in stderr
+    assert "skipped: input line 4 is not UTF-8 text (byte 0xff at 3); no output for id 3" in stderr
+    assert "skipped: input line 5 is too long: 401 tokens, longer than --max-source-positions=256; no output" in stderr
+    assert "input line 3 (id 2): 1 unknown word(s) read as <unk>" in stderr
+    ids = [int(i) for i in re.findall(rb"^H-(\d+)\t", result.stdout, flags=re.M)]
+    assert ids == [0, 2, 5, *range(6, 306)]  # each output keeps its input line's id
 
 
 # -- flags and data paths ---------------------------------------------------------------------------

@@ -71,10 +71,10 @@ def check_finite_then_save(original):
             full = disk_full(error)
             if full is None:
                 raise
+            intact = last_checkpoint_state(cfg.save_dir, getattr(cfg, "checkpoint_suffix", "") or "")
             raise explain(error, f"no space left on the device of --save-dir={cfg.save_dir!r} while saving a "
-                                 f"checkpoint ({full.strerror or full}); no partial file was left; "
-                                 f"{last_checkpoint_state(cfg.save_dir, getattr(cfg, 'checkpoint_suffix', '') or '')}: free some space "
-                                 "and run the same command again to resume")
+                                 f"checkpoint ({full.strerror or full}); no partial file was left; {intact}: free "
+                                 "some space and run the same command again to resume")
         finally:
             _saving_ours[0] = False
 

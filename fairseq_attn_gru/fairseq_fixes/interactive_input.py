@@ -38,7 +38,7 @@ class InputLines(list):
 
 
 def _skip(line_id: int, message: str) -> None:
-    print(f"| skipped: input line {line_id + 1} (id {line_id}) {message}", file=sys.stderr, flush=True)
+    print(f"| skipped: input line {line_id + 1} {message}; no output for id {line_id}", file=sys.stderr, flush=True)
 
 
 def _raw_lines(input_path):
@@ -77,7 +77,8 @@ def read_input_lines(input_path, buffer_size):
 
 
 def _limits(task, max_positions, max_tokens):
-    """[(tokens, what)]: the source-length limits a line must meet, the binding one first."""
+    """[(tokens, what)]: the source-length limits a line must meet; a line over several is reported with the first
+    (the positions: the model's or task's hard limit), then --max-tokens."""
     source = max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
     task_positions = task.max_positions()
     task_source = task_positions[0] if isinstance(task_positions, (tuple, list)) else task_positions
@@ -87,7 +88,7 @@ def _limits(task, max_positions, max_tokens):
         limits.append((source, f"--max-source-positions={source}{whose}"))
     if max_tokens:
         limits.append((max_tokens, f"--max-tokens={max_tokens}"))
-    return sorted(limits)
+    return limits
 
 
 def batches_keeping_ids(lines: InputLines, cfg, task, max_positions, encode_fn):

@@ -15,6 +15,7 @@ import signal
 import sys
 
 from ..errors import running_fairseq_tool
+from . import save_dir_errors
 from .checkpoint_saving import last_checkpoint_state
 from .patching import serving_ours, wrap_once
 
@@ -45,6 +46,7 @@ def interrupted_message(cfg) -> str:
 
 def one_line_on_interrupt(original):
     def main(cfg, *args, **kwargs):
+        save_dir_errors._training_ours[0] = trains_ours(cfg)
         try:
             return original(cfg, *args, **kwargs)
         except KeyboardInterrupt as error:
@@ -60,6 +62,8 @@ def one_line_on_interrupt(original):
             if getattr(cfg.distributed_training, "distributed_rank", 0) == 0:
                 print(message, file=sys.stderr, flush=True)
             raise SystemExit(INTERRUPTED_STATUS) from None
+        finally:
+            save_dir_errors._training_ours[0] = False
 
     return main
 

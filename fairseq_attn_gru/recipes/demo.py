@@ -6,9 +6,21 @@ and writes to --out-dir: results.md, results.json, attention_<type>.png, bleu_by
 
     python scripts/demo.py --out-dir demo_out           # the full demo (make demo)
     python scripts/demo.py --out-dir /tmp/d --quick     # a seconds-long smoke run (used by the tests)
+
+Each model's checkpoints go to OUT_DIR/checkpoints/<type>/ with demo_run.json, the options they were trained
+with.
+Running again into the same --out-dir reuses a model trained with the same options (and says so), resumes one
+whose training was interrupted, and refuses, in one line, checkpoints trained with other options: use another
+--out-dir, or delete OUT_DIR/checkpoints/<type> to train it again. SIGINT/SIGTERM stop the fairseq tool the demo is
+running, then the demo (exit status 130/143).
 """
 import argparse
+import contextlib
 import json
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +29,7 @@ import matplotlib
 matplotlib.use("Agg")  # no window needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .cli import USER_DIR, run_tool  # noqa: E402
+from .cli import USER_DIR, fail, run_tool  # noqa: E402
 from .plotting import plot_attention  # noqa: E402
 from .scoring import parse_generate_output, sacrebleu_score, score_translations, trained_parameters  # noqa: E402
 
@@ -45,10 +57,127 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.train_size, args.test_size, args.epochs, args.max_len, args.vocab_size = 200, 16, 1, 8, 20
-    unknown = [t for t in args.types.split(",") if t not in ARCH_BY_TYPE]
+    types = args.types.split(",")
+    unknown = [t for t in types if t not in ARCH_BY_TYPE]
     if unknown:
         parser.error(f"--types: unknown attention type {unknown[0]!r}; allowed: {', '.join(ARCH_BY_TYPE)}")
+    if len(set(types)) < len(types):
+        fail(f"--types={args.types!r} is not allowed: each attention type once")
+    for flag, value, low, allowed in [("--epochs", args.epochs, 1, "a positive integer (fairseq's --max-epoch 0 "
+                                       "would train without end)"),
+                                      ("--vocab-size", args.vocab_size, 2, "an integer >= 2"),
+                                      ("--min-len", args.min_len, 1, "an integer >= 1"),
+                                      ("--max-len", args.max_len, args.min_len,
+                                       f"an integer >= --min-len ({args.min_len})"),
+                                      ("--train-size", args.train_size, 1, "a positive integer"),
+                                      ("--test-size", args.test_size, 1, "a positive integer"),
+                                      ("--seed", args.seed, 0, "an integer >= 0")]:
+        if value < low:
+            fail(f"{flag}={value} is not allowed: {allowed}")
+    if not args.lr > 0:
+        fail(f"--lr={args.lr} is not allowed: a positive number")
+    if not args.clip_norm >= 0:
+        fail(f"--clip-norm={args.clip_norm} is not allowed: 0 (no clipping) or more")
     return args
+
+
+# -- the checkpoints of an earlier run into the same --out-dir -------------------------------------------------
+
+RUN_RECORD = "demo_run.json"  # in each model's save dir: the options it was trained with, and how far it got
+TRAINING_OPTIONS = ("rule", "vocab_size", "min_len", "max_len", "train_size", "test_size", "epochs", "seed", "lr",
+                    "clip_norm", "cpu_bf16")
+
+
+def training_options(attention_type, args) -> dict:
+    """Everything that decides what a model's checkpoints hold (--quick is folded into the sizes)."""
+    return {"arch": ARCH_BY_TYPE[attention_type], **{name: getattr(args, name) for name in TRAINING_OPTIONS}}
+
+
+def earlier_run(save_dir: Path, options: dict):
+    """The record of an earlier training into save_dir (None if there was none); refuses other options."""
+    record_path = save_dir / RUN_RECORD
+    if not record_path.is_file():
+        if any(save_dir.glob("checkpoint*.pt")):
+            fail(f"{str(save_dir)!r} holds checkpoints without {RUN_RECORD} (options unknown): use another "
+                 f"--out-dir, or delete {str(save_dir)!r} to train again")
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        recorded = record["options"]
+    except (ValueError, KeyError, TypeError):
+        fail(f"{str(record_path)!r} is damaged: use another --out-dir, or delete {str(save_dir)!r} to train again")
+    if recorded != options:
+        changed = "; ".join(f"{name}: {recorded.get(name)!r} there, {options.get(name)!r} now"
+                            for name in sorted(set(recorded) | set(options)) if recorded.get(name) != options.get(name))
+        fail(f"--out-dir: {str(save_dir)!r} holds a model trained with other options ({changed}): use another "
+             f"--out-dir, or delete {str(save_dir)!r} to train it again")
+    return record
+
+
+def write_record(save_dir: Path, record: dict) -> None:
+    temporary = save_dir / (RUN_RECORD + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, save_dir / RUN_RECORD)
+
+
+# -- signals: stop the fairseq tool that is running, then the demo ---------------------------------------------
+
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def child_pids():
+    """This process's children (Linux: /proc; elsewhere none are found)."""
+    me, children = os.getpid(), []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
+                            children.append(int(entry))
+    return children
+
+
+def stop_children(signum, grace: float = 10.0) -> None:
+    """Send the children ``signum``; those still running after ``grace`` seconds get SIGKILL."""
+    children = child_pids()
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+    deadline = time.time() + grace
+    for pid in children:
+        while time.time() < deadline:
+            with contextlib.suppress(ChildProcessError, OSError):
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def children_stopped_on_signals():
+    """While the demo runs: SIGINT/SIGTERM stop the running fairseq tool first, then raise Interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # one stop at a time
+        stop_children(signum)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def toy_flags(args):
@@ -66,6 +195,17 @@ def estimated_updates(args, max_tokens=MAX_TOKENS):
 
 def train(attention_type, args, out_dir):
     save_dir = out_dir / "checkpoints" / attention_type
+    options = training_options(attention_type, args)
+    record = earlier_run(save_dir, options)
+    if record is not None and record.get("finished"):
+        print(f"== {attention_type}: reusing {save_dir} (trained earlier with the same options in "
+              f"{record['train_seconds']}s)", flush=True)
+        return save_dir / "checkpoint_last.pt", record["train_seconds"], record["params"]
+    if record is not None:
+        print(f"== {attention_type}: resuming the interrupted training in {save_dir}", flush=True)
+    record = record or {"options": options, "finished": False, "train_seconds": 0.0}
+    save_dir.mkdir(parents=True, exist_ok=True)
+    write_record(save_dir, record)
     flags = [*toy_flags(args), "--user-dir", USER_DIR, "--arch", ARCH_BY_TYPE[attention_type], "--cpu",
              "--optimizer", "adam", "--lr", args.lr, "--clip-norm", args.clip_norm, "--dropout", "0.0",
              "--lr-scheduler", "polynomial_decay", "--total-num-update", estimated_updates(args),
@@ -73,8 +213,14 @@ def train(attention_type, args, out_dir):
              "--seed", args.seed, "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple",
              "--log-interval", "1000", *(["--cpu-bf16"] if args.cpu_bf16 else [])]
     start = time.time()
-    log = run_tool("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
-    return save_dir / "checkpoint_last.pt", round(time.time() - start, 1), trained_parameters(log)
+    try:
+        log = run_tool("fairseq-train", flags, out_dir / f"train_{attention_type}.log", echo_prefix=attention_type)
+    finally:  # an interrupted run keeps its time so far, for the run that resumes it
+        record["train_seconds"] = round(record["train_seconds"] + time.time() - start, 1)
+        write_record(save_dir, record)
+    record.update(finished=True, params=trained_parameters(log))
+    write_record(save_dir, record)
+    return save_dir / "checkpoint_last.pt", record["train_seconds"], record["params"]
 
 
 def generate(attention_type, checkpoint, args, out_dir):
@@ -143,7 +289,24 @@ def write_report(results, by_length, args, out_dir):
 def main(argv=None):
     args = parse_args(argv)
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"--out-dir={args.out_dir!r}: cannot create it ({error.strerror or error})")
+    try:
+        with children_stopped_on_signals():
+            run_demo(args, out_dir)
+    except Interrupted as interrupted:
+        if sys.flags.interactive or hasattr(sys, "ps1"):
+            raise  # a Python session: an ordinary KeyboardInterrupt
+        sys.stdout.flush()
+        print(f"interrupted by {signal.Signals(interrupted.signum).name}: the running fairseq tool was stopped; "
+              f"models trained so far stay in {out_dir / 'checkpoints'}: run the same command to go on",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + interrupted.signum) from None
+
+
+def run_demo(args, out_dir: Path):
     results, by_length, generated = {}, {}, {}
     for attention_type in args.types.split(","):
         print(f"== {attention_type}: training {ARCH_BY_TYPE[attention_type]} for {args.epochs} epoch(s)", flush=True)
@@ -151,7 +314,8 @@ def main(argv=None):
         print(f"== {attention_type}: generating the test split with beam 5", flush=True)
         translations = generate(attention_type, checkpoint, args, out_dir)
         scores = evaluate(attention_type, translations, out_dir)
-        results[attention_type] = {**scores, "params": params, "train_seconds": seconds}
+        results[attention_type] = {**scores, "params": params, "train_seconds": seconds,
+                                   "options": training_options(attention_type, args)}
         by_length[attention_type] = bleu_by_length(translations)
         generated[attention_type] = translations
         print(f"== {attention_type}: BLEU {scores['bleu']:.2f}  sacreBLEU {scores['sacrebleu']:.2f}  "

@@ -8,6 +8,8 @@ SAVE_DIR needs fairseq's epoch checkpoints (checkpoint<EPOCH>.pt: train with --k
 every parameter in place of its own, so fairseq-generate and evaluate.py load it like any checkpoint.
 """
 import argparse
+import contextlib
+import os
 import re
 from pathlib import Path
 from typing import List
@@ -16,7 +18,6 @@ import torch
 from ..cli import fail
 
 from ... import fairseq_fixes  # noqa: F401  (the safe globals torch.load needs for fairseq checkpoints)
-from fairseq import checkpoint_utils
 
 EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")
 
@@ -28,21 +29,58 @@ def epoch_checkpoints(save_dir) -> List[Path]:
     return [path for _, path in by_epoch]
 
 
+def load_checkpoint(path) -> dict:
+    """A fairseq checkpoint's state, read safely; a missing, damaged or foreign file is named in one line."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        fail(f"checkpoint {str(path)!r} does not exist")
+    except Exception as error:  # a damaged file can make the unpickler fail in any way at all
+        detail = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        fail(f"checkpoint {str(path)!r} is not a readable PyTorch checkpoint (truncated, corrupt or holding "
+             f"objects that are not allowed: {detail[:300]})")
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not state["model"]:
+        fail(f"checkpoint {str(path)!r} is not a fairseq checkpoint (no 'model' parameters)")
+    bad = [name for name, tensor in state["model"].items() if not isinstance(tensor, torch.Tensor)]
+    if bad:
+        fail(f"checkpoint {str(path)!r} is not a fairseq checkpoint ('model' entry {bad[0]!r} is not a tensor)")
+    return state
+
+
 def average_checkpoints(paths: List[Path], out_path) -> Path:
     """Write a checkpoint whose parameters are the element-wise mean of those in `paths`."""
     sums, state = {}, None
     for path in paths:  # one at a time: a checkpoint with optimizer state is 3x the model
         # torch.load as written, not fairseq's load_checkpoint_to_cpu: that turns cfg into an OmegaConf object,
         # which a checkpoint must not hold to load with weights_only=True
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path)
         if sums and state["model"].keys() != sums.keys():
             fail(f"{str(path)!r} has other parameters than {str(paths[0])!r}: not checkpoints of one model")
+        # before adding: tensors of other shapes could broadcast into a silently wrong mean
+        wrong = next((name for name, total in sums.items() if state["model"][name].shape != total.shape), None)
+        if wrong is not None:
+            fail(f"{str(path)!r} has parameter {wrong!r} of shape {tuple(state['model'][wrong].shape)}, "
+                 f"{str(paths[0])!r} of shape {tuple(sums[wrong].shape)}: not checkpoints of one model")
         for name, tensor in state["model"].items():
             # float64 sums: the mean of a few float32 values then differs from the exact mean by one rounding
             sums[name] = sums.get(name, 0) + tensor.double()
     state["model"] = {name: (total / len(paths)).to(state["model"][name].dtype) for name, total in sums.items()}
-    checkpoint_utils.torch_persistent_save(state, str(out_path))
+    write_checkpoint(state, Path(out_path))
     return Path(out_path)
+
+
+def write_checkpoint(state: dict, out_path: Path) -> None:
+    """Written whole or not at all: to a temporary file, then renamed (no .tmp is left when writing fails)."""
+    temporary = out_path.with_name(out_path.name + ".tmp")
+    try:
+        torch.save(state, temporary)
+        os.replace(temporary, out_path)
+    except Exception as error:  # torch.save wraps an OSError (a full disk) in a RuntimeError
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        cause = error if isinstance(error, OSError) else error.__context__
+        reason = getattr(cause, "strerror", None) or str(error).splitlines()[0]
+        fail(f"cannot write the averaged checkpoint {str(out_path)!r} ({reason})")
 
 
 def main(argv=None):

@@ -14,12 +14,14 @@ import argparse
 import json
 import logging
 import math
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from omegaconf import open_dict
 
+from ...errors import UserError, user_message
 from ...models import GRUAttnModel
 from ..cli import fail, require_file
 from ..scoring import Translation, sacrebleu_score
@@ -38,15 +40,19 @@ def check_prep(prep_dir) -> Path:
 
 
 @contextmanager
-def _quiet_fairseq_loading():
-    """from_pretrained logs the whole configuration at INFO; keep the console to warnings while loading."""
+def _quiet_fairseq():
+    """Console output fairseq-generate kept in its log: from_pretrained's whole configuration, the batching INFO
+    lines, torch's pin_memory warning on CPU. Warnings and errors still show."""
     loggers = [logging.getLogger(name) for name in ("fairseq.models.fairseq_model", "fairseq.file_utils",
-                                                     "fairseq.checkpoint_utils", "fairseq.tasks.translation")]
+                                                     "fairseq.checkpoint_utils", "fairseq.tasks.translation",
+                                                     "fairseq.tasks.fairseq_task", "fairseq.data.iterators")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true")
+            yield
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
@@ -57,7 +63,7 @@ def load_hub(prep_dir, checkpoint, batch_size: int = 64):
     tokenisation without dash splitting or HTML escaping and subword-nmt BPE with --prep/bpe.codes (text.py's
     treatment), batches of ``batch_size`` sentences on the CPU."""
     prep_dir, checkpoint = check_prep(prep_dir).resolve(), Path(require_file(checkpoint, "--checkpoint")).resolve()
-    with _quiet_fairseq_loading():
+    with _quiet_fairseq():
         hub = GRUAttnModel.from_pretrained(
             str(checkpoint.parent), checkpoint_file=checkpoint.name, data_name_or_path=str(prep_dir / "bin"),
             tokenizer="moses", moses_no_dash_splits=True, moses_no_escape=True,
@@ -101,12 +107,14 @@ def translate(prep_dir, checkpoint, sources: List[str], references: List[str], l
     source_tokens = [hub.encode(line) for line in normalize(sources, "de")]
     reference_tokens = [tgt_dict.encode_line(line, add_if_not_exist=False)
                         for line in apply_bpe(tokenize(references, "en"), Path(prep_dir) / BPE_CODES)]
-    outputs = hub.generate(source_tokens, beam=beam, **({"print_alignment": "soft"} if alignment else {}))
+    with _quiet_fairseq():
+        outputs = hub.generate(source_tokens, beam=beam, **({"print_alignment": "soft"} if alignment else {}))
     translations, log = [], []
     for i, (source, reference, hypos) in enumerate(zip(source_tokens, reference_tokens, outputs)):
         best = hypos[0]
         # fairseq-generate's H- text (utils.post_process_prediction without its dictionary-growing re-encoding)
-        hypothesis = tgt_dict.string(best["tokens"].int().cpu(), post_process, extra_symbols_to_ignore={tgt_dict.eos()})
+        hypothesis = tgt_dict.string(best["tokens"].int().cpu(), post_process,
+                                     extra_symbols_to_ignore={tgt_dict.eos()})
         soft = best["alignment"]  # rows of "%.6f" strings, as fairseq-generate prints them
         item = Translation(i, source=src_dict.string(source, post_process),
                            reference=tgt_dict.string(reference, post_process, escape_unk=True),
@@ -151,7 +159,13 @@ def main(argv=None):
     for flag in ("beam", "batch_size"):
         if getattr(args, flag) <= 0:
             fail(f"--{flag.replace('_', '-')}={getattr(args, flag)} is not allowed: a positive integer")
-    result = evaluate(args.prep, args.checkpoint, args.src, args.ref, args.beam, args.batch_size, args.out_prefix)
+    try:
+        result = evaluate(args.prep, args.checkpoint, args.src, args.ref, args.beam, args.batch_size, args.out_prefix)
+    except Exception as error:  # loading runs in this process: fairseq's errors that our fixes explain get one line
+        message = user_message(error)
+        if message is None or isinstance(error, UserError):
+            raise
+        raise UserError(message) from error
     print(f"sacreBLEU {result['sacrebleu']}  ({result['signature']})")
     print(json.dumps(result))
 

@@ -14,6 +14,7 @@ the same --work resumes the main run from WORK/main/checkpoint_last.pt (fairseq'
 to start over.
 """
 import argparse
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -26,6 +27,7 @@ from .average import average_checkpoints, epoch_checkpoints  # noqa: E402
 from .evaluate import check_prep, evaluate, translate  # noqa: E402
 from .text import read_lines  # noqa: E402
 from ..cli import fail  # noqa: E402
+from ...errors import UserError, user_message  # noqa: E402
 from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train  # noqa: E402
 
 from ...models.config import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
@@ -142,10 +144,59 @@ def plot_test_attention(prep, checkpoint, data, path, log_prefix) -> None:
                    fontsize=8)
 
 
+def check_raw_data(data: Path) -> None:
+    """Every raw file is readable UTF-8 text and each split's .de and .en have as many lines (> 0): a damaged file
+    would otherwise stop prepare.py or evaluate.py with a traceback, or pair the wrong sentences."""
+    prepare.check_data(data)
+    for split in prepare.SPLITS:
+        counts = {}
+        for lang in prepare.LANGS:
+            path = data / f"{split}.{lang}"
+            try:
+                counts[lang] = len(read_lines(path))
+            except UnicodeDecodeError:
+                raw = path.read_bytes()
+                try:
+                    raw.decode("utf-8")
+                    where = ""
+                except UnicodeDecodeError as error:  # the position in the whole file, not in a read chunk
+                    line = raw.count(b"\n", 0, error.start) + 1
+                    where = f" (line {line}, byte 0x{raw[error.start]:02x})"
+                fail(f"--data: {str(path)!r} is not UTF-8 text{where}: a damaged file?")
+            except OSError as error:
+                fail(f"--data: {str(path)!r} cannot be read ({error.strerror or error})")
+            if counts[lang] == 0:
+                fail(f"--data: {str(path)!r} is empty")
+        if counts["de"] != counts["en"]:
+            fail(f"--data: {split}.de has {counts['de']} lines but {split}.en has {counts['en']}: the files must be "
+                 "line-aligned translations")
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """An exception that carries a one-line message (fairseq's, explained by this package's fixes, e.g. a damaged
+    checkpoint loaded in this process) becomes a UserError, which the script prints as ``error: ...``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        message = user_message(error)
+        if message is None:
+            raise
+        raise UserError(message) from error
+
+
 def main(argv=None):
+    with one_line_errors():
+        run(argv)
+
+
+def run(argv=None):
     args, train_flags = parse_args(argv)
     data, work, results_path = Path(args.data), Path(args.work), Path(args.results)
     prep = work / "prep"
+    check_raw_data(data)
     if args.skip_prepare:
         check_prep(prep)
     else:

@@ -77,7 +77,10 @@ def train(data_bin, save_dir, extra_flags=(), minutes=None, precision="auto") ->
     if "--save-dir" in extra_flags:
         fail("--save-dir is not allowed among the forwarded flags: the checkpoints go to SAVE_DIR")
     save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"SAVE_DIR {str(save_dir)!r} cannot be created ({error.strerror or error})")
     flags = default_flags(data_bin, save_dir) + (["--cpu-bf16"] if resolve_precision(precision) == "bf16" else [])
     if minutes is not None:
         flags += ["--stop-time-hours", f"{minutes / 60:.6g}"]

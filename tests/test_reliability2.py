@@ -1,0 +1,435 @@
+"""More of reliability.md's rows: outputs keep their ids, edge values get one line, interrupts and full disks lose
+nothing, checkpoints never run code, and the recipe scripts stop their children and refuse stale results.
+
+One toy checkpoint (module fixture) serves every test that needs a model. Its model accepts sources of at most 12
+tokens (--max-source-positions 12 at training), less than the task's default 256 at generation time.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import BIN, REPO, USER_DIR, run_cli, toy_task
+from fairseq_attn_gru import UserError
+
+TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=8, train_size=3000, valid_size=20, test_size=20)
+TRAIN = ["--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam", "--lr", "0.003",
+         "--max-tokens", "300", "--seed", "7", "--no-progress-bar", "--no-epoch-checkpoints", "--disable-validation",
+         "--max-source-positions", "12"]
+HELPERS = REPO / "tests" / "helpers"
+
+
+def one_line_error(result, starts_with):
+    stderr = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
+    assert result.returncode == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: " + starts_with), last
+    return last
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("ckpt")
+    run_cli("fairseq-train", *TRAIN, "--max-update", "3", "--save-dir", save_dir)
+    return save_dir / "checkpoint_last.pt"
+
+
+def children_of(pid):
+    """Pids whose parent is pid (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# -- fairseq-interactive: ids are input line numbers; constraints stay with their line ------------------------
+
+def test_interactive_ids_and_constraints_follow_the_input_lines(checkpoint):
+    lines = [b"w1 w2 w3\tw7",           # 0
+             b"",                       # 1 empty
+             b"w4 w5 w6\tw11",          # 2
+             b"w6 \xff w7",             # 3 not UTF-8
+             b"w1 " * 15 + b"w1\tw9",   # 4: 17 tokens, over the model's 12 (the task allows 256)
+             b"w8 w9 w10\tw13",         # 5
+             b"\tw3",                   # 6 constraints only
+             b"w2 w3",                  # 7
+             b"w1 " * 10 + b"w1"]       # 8: 12 tokens, within the model's 12, over --max-tokens 11
+    result = subprocess.run([str(BIN / "fairseq-interactive"), "--user-dir", USER_DIR, *TOY, "--path", checkpoint,
+                             "--cpu", "--beam", "3", "--constraints", "--buffer-size", "3", "--batch-size", "2",
+                             "--max-tokens", "11"],
+                            input=b"\n".join(lines) + b"\n", capture_output=True, timeout=300,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0 and "Traceback" not in stderr, stderr[-3000:]
+    sources = dict(re.findall(r"^S-(\d+)\t(.*)$", stdout, flags=re.M))
+    constraints = re.findall(r"^C-(\d+)\t(.*)$", stdout, flags=re.M)
+    assert sources == {"0": "w1 w2 w3", "2": "w4 w5 w6", "5": "w8 w9 w10", "7": "w2 w3"}
+    assert sorted(constraints) == [("0", "w7"), ("2", "w11"), ("5", "w13")]  # w9 (line 4's) went nowhere
+    for line_id, constraint in constraints:  # constrained decoding put each line's own word in its hypothesis
+        hypothesis = re.search(rf"^H-{line_id}\t\S+\t(.*)$", stdout, flags=re.M).group(1)
+        assert constraint in hypothesis.split(), (line_id, hypothesis)
+    assert "skipped: input line 2 is empty, nothing to translate; no output for id 1" in stderr
+    assert "skipped: input line 4 is not UTF-8 text (byte 0xff at 3); no output for id 3" in stderr
+    assert ("skipped: input line 5 is too long: 17 tokens, longer than --max-source-positions=12 of the model (from "
+            "the checkpoint); no output for id 4") in stderr
+    assert "skipped: input line 7 has constraints but no sentence before the first tab; no output for id 6" in stderr
+    assert "skipped: input line 9 is too long: 12 tokens, longer than --max-tokens=11; no output for id 8" in stderr
+
+
+def test_interactive_input_that_cannot_be_read_is_a_user_error(tmp_path):
+    """fairseq-interactive --input names a missing file or a directory (the reader our models' sessions use; a
+    UserError there is one `error:` line in fairseq-interactive, see test_errors.py)."""
+    from fairseq_attn_gru.fairseq_fixes.interactive_input import read_input_lines
+
+    for path, reason in [(tmp_path / "nope.txt", "No such file or directory"), (tmp_path, "Is a directory")]:
+        with pytest.raises(UserError, match=re.escape(f"--input='{path}': cannot read it ({reason})")):
+            list(read_input_lines(str(path), 1))
+
+
+# -- toy task flags at edge values (the same checks run in fairseq-train and fairseq-generate) -----------------
+
+def toy(**options):
+    from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig, ToyTranslationTask
+
+    base = dict(toy_rule="reverse", toy_vocab_size=20, toy_min_len=3, toy_max_len=8, toy_train_size=50,
+                toy_valid_size=5, toy_test_size=5)
+    return ToyTranslationTask.setup_task(ToyTranslationConfig(**{**base, **options}))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"toy_vocab_size": 0}, "--toy-vocab-size=0 is not allowed"),
+    ({"toy_vocab_size": -5}, "--toy-vocab-size=-5 is not allowed"),
+    ({"toy_vocab_size": 10**8}, "--toy-vocab-size=100000000 is not allowed: an integer from 2 to 1,000,000"),
+    ({"toy_min_len": 0}, "--toy-min-len=0 is not allowed"),
+    ({"toy_min_len": -1}, "--toy-min-len=-1 is not allowed"),
+    ({"toy_max_len": 0}, "--toy-max-len=0 is not allowed"),
+    ({"toy_max_len": 10**8}, "--toy-max-len=100000000 is not allowed: at most 10,000 words"),
+    ({"toy_train_size": -1}, "--toy-train-size=-1 is not allowed"),
+    ({"toy_train_size": 10**12}, "--toy-train-size=1000000000000 is not allowed: at most"),
+    ({"toy_test_size": 10**12}, "--toy-test-size=1000000000000 is not allowed: at most"),
+    ({"toy_seed": -1}, "--toy-seed=-1 is not allowed: an integer >= 0"),
+    ({"max_source_positions": 0}, "--max-source-positions=0 is not allowed"),
+    ({"max_target_positions": -3}, "--max-target-positions=-3 is not allowed"),
+])
+def test_toy_flags_out_of_range_are_user_errors(options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        toy(**options)
+
+
+def batches(task, split, **kwargs):
+    task.load_dataset(split)
+    return task.get_batch_iterator(task.dataset(split), **kwargs)
+
+
+@pytest.mark.parametrize("split, options, kwargs, message", [
+    ("train", {"toy_train_size": 0}, {"max_tokens": 300, "max_positions": (1024, 1024), "ignore_invalid_inputs": True},
+     "--toy-train-size=0 is not allowed: at least 1 sentence pair: the train split is used here"),
+    ("test", {"toy_test_size": 0}, {"max_tokens": 300, "max_positions": (256, 256)},
+     "--toy-test-size=0 is not allowed: at least 1 sentence pair"),
+    ("valid", {"toy_min_len": 280, "toy_max_len": 300}, {"max_tokens": 3000, "max_positions": (200, 1024)},
+     "--toy-max-len=300 is not allowed here: the valid split has sentences of up to"),
+    ("train", {"toy_min_len": 280, "toy_max_len": 300},
+     {"max_tokens": 3000, "max_positions": (200, 1024), "ignore_invalid_inputs": True},
+     "--toy-max-len=300 is not allowed here: the train split"),  # fairseq would drop every sentence
+    ("test", {}, {"max_tokens": 5, "max_positions": (256, 256)}, "--max-tokens=5 is not allowed: at least the"),
+])
+def test_toy_splits_that_cannot_be_batched_are_user_errors(split, options, kwargs, message):
+    task = toy(**options)
+    with pytest.raises(UserError, match=re.escape(message)):
+        batches(task, split, **kwargs).next_epoch_itr(shuffle=False)
+
+
+def test_huge_toy_seed_and_some_too_long_training_sentences_still_work():
+    task = toy(toy_seed=99999999999999999999999)
+    assert len(list(batches(task, "train", max_tokens=300, max_positions=(1024, 1024)).next_epoch_itr())) > 0
+    task = toy(toy_min_len=5, toy_max_len=30)  # fairseq drops the long ones with its warning, as before
+    itr = batches(task, "train", max_tokens=3000, max_positions=(20, 1024), ignore_invalid_inputs=True)
+    assert 0 < sum(len(batch["id"]) for batch in itr.next_epoch_itr()) < 50
+
+
+# -- checkpoints never run code, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says -----------------------------
+
+class Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def evil_checkpoint(checkpoint, tmp_path):
+    state = torch.load(checkpoint, weights_only=True)
+    state["extra_state"]["payload"] = Payload(tmp_path / "ran")
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    return evil
+
+
+def test_unsafe_load_env_var_does_not_run_a_checkpoint_in_generate(evil_checkpoint, tmp_path):
+    result = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", evil_checkpoint, "--gen-subset",
+                     "test", "--cpu", env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}, check=False)
+    line = one_line_error(result, f"checkpoint '{evil_checkpoint}' refused: it holds an object outside")
+    assert "system" in line and not (tmp_path / "ran").exists()
+
+
+def test_unsafe_load_env_var_does_not_run_a_checkpoint_in_from_pretrained(evil_checkpoint, tmp_path, monkeypatch):
+    from fairseq_attn_gru import GRUAttnModel
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(Exception, match="(?i)unsupported global|blocked"):
+        GRUAttnModel.from_pretrained(str(evil_checkpoint.parent), checkpoint_file=evil_checkpoint.name)
+    assert not (tmp_path / "ran").exists()
+    # other torch.load calls in the process keep torch's own rules (here: the variable turns weights_only off)
+    plain = tmp_path / "plain.pt"
+    torch.save({"payload": Payload(tmp_path / "ran_plain")}, plain)
+    torch.load(plain)
+    assert (tmp_path / "ran_plain").exists()
+
+
+# -- a FloatingPointError that is not fairseq's divergence keeps its traceback --------------------------------
+
+def test_numpy_floating_point_error_is_not_reported_as_divergence():
+    result = run_cli("fairseq-train", "--user-dir", HELPERS / "numpy_fpe_plugin", *TOY, "--arch", "gru_attn_dot",
+                     "--cpu", "--optimizer", "adam", "--lr", "0.003", "--max-tokens", "300", "--max-update", "2",
+                     "--no-save", "--disable-validation", "--criterion", "numpy_fpe_cross_entropy", check=False)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" in result.stderr and "diverged" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "FloatingPointError: divide by zero encountered in scalar divide"
+
+
+# -- fairseq-train: Ctrl-C and a full disk ---------------------------------------------------------------------
+
+def saved_updates(path):
+    return torch.load(path, weights_only=True)["optimizer_history"][-1]["num_updates"]
+
+
+def test_ctrl_c_mid_copy_prints_one_line_and_keeps_checkpoint_last(tmp_path):
+    """SIGINT while checkpoint_last.pt is being written (a copy stalled halfway): exit 130, one line naming the
+    intact checkpoint, no .tmp left."""
+    save_dir, marker = tmp_path / "ckpt", tmp_path / "copying"
+    process = subprocess.Popen([sys.executable, str(HELPERS / "slow_copy_train.py"), *TRAIN, "--save-dir",
+                                str(save_dir), "--save-interval-updates", "2", "--max-update", "1000"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, SLOW_COPY_MARKER=str(marker), PYTHONWARNINGS="ignore"))
+    try:
+        deadline = time.time() + 300
+        while not (save_dir / "checkpoint_last.pt").exists():
+            assert time.time() < deadline and process.poll() is None
+            time.sleep(0.05)
+        (tmp_path / "copying.armed").touch()  # the next copy into checkpoint_last.pt stalls halfway
+        while not marker.exists():
+            assert time.time() < deadline and process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stderr = process.communicate(timeout=120)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    updates = saved_updates(save_dir / "checkpoint_last.pt")
+    assert stderr.strip().splitlines()[-1] == (f"interrupted: {save_dir / 'checkpoint_last.pt'} from epoch 1, update "
+                                               f"{updates} is intact; run the same command to resume")
+    assert not list(save_dir.glob("*.tmp"))
+
+
+def test_full_disk_while_saving_is_one_line_and_leaves_no_tmp(checkpoint, tmp_path):
+    save_dir = tmp_path / "ckpt"
+    save_dir.mkdir()
+    (save_dir / "checkpoint_last.pt").write_bytes(checkpoint.read_bytes())  # update 3: the run resumes from it
+    program = HELPERS / "full_disk_train.py"
+    # the first file of a save (written by torch.save), then the copy that makes checkpoint_last.pt
+    for full in ("checkpoint_1_4.pt.tmp", "checkpoint_last.pt.tmp"):
+        result = run_cli(program, *TRAIN, "--save-dir", save_dir, "--save-interval-updates", "1", "--max-update", "6",
+                         env={"FULL_DISK_FILES": full}, check=False)
+        one_line_error(result, f"no space left on the device of --save-dir='{save_dir}' while saving a checkpoint")
+        assert (f"{save_dir / 'checkpoint_last.pt'} from epoch 1, update 3 is intact: free some space"
+                in result.stderr.strip().splitlines()[-1])
+        assert "Traceback" not in result.stdout  # fairseq logged one before retrying; a full disk is not retried
+        assert not list(save_dir.glob("*.tmp")), full
+        assert saved_updates(save_dir / "checkpoint_last.pt") == 3
+
+
+def test_save_dir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run_cli("fairseq-train", *TRAIN, "--save-dir", tmp_path / "file", "--max-update", "1", check=False)
+    one_line_error(result, f"--save-dir='{tmp_path / 'file'}' cannot hold checkpoints (Not a directory")
+
+
+# -- scripts/demo.py ----------------------------------------------------------------------------------------------
+
+def demo_main(*args):
+    from fairseq_attn_gru.recipes import demo
+
+    return demo.main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs=0 is not allowed: a positive integer"),
+    (["--epochs", "-2"], "--epochs=-2 is not allowed"),
+    (["--lr", "0"], "--lr=0.0 is not allowed"),
+    (["--train-size", "0"], "--train-size=0 is not allowed"),
+    (["--types", "dot,dot"], "--types='dot,dot' is not allowed"),
+])
+def test_demo_rejects_values_that_cannot_work(args, message, tmp_path):
+    with pytest.raises(UserError, match=re.escape(message)):
+        demo_main("--out-dir", tmp_path, *args)
+
+
+def test_demo_refuses_checkpoints_trained_with_other_options(checkpoint, tmp_path):
+    from fairseq_attn_gru.recipes import demo
+
+    out = tmp_path / "out"
+    save_dir = out / "checkpoints" / "dot"
+    save_dir.mkdir(parents=True)
+    (save_dir / "checkpoint_last.pt").write_bytes(checkpoint.read_bytes())
+    with pytest.raises(UserError, match="holds checkpoints without demo_run.json"):  # an older demo's output
+        demo_main("--out-dir", out, "--quick", "--types", "dot")
+    earlier = demo.parse_args(["--quick", "--types", "dot", "--rule", "reverse"])
+    demo.write_record(save_dir, {"options": demo.training_options("dot", earlier), "finished": True,
+                                 "train_seconds": 1.5, "params": 1})
+    with pytest.raises(UserError, match=r"trained with other options \(rule: 'reverse' there, 'translate' now; "
+                                        r"seed: 1 there, 2 now\)"):
+        demo_main("--out-dir", out, "--quick", "--types", "dot", "--seed", "2", "--rule", "translate")
+    assert not (out / "results.json").exists()
+
+
+def test_demo_sigterm_stops_its_fairseq_train(tmp_path):
+    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "demo.py"), "--out-dir", str(tmp_path),
+                                "--types", "dot", "--epochs", "1", "--train-size", "50000", "--vocab-size", "20",
+                                "--max-len", "8", "--test-size", "8"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    children = []
+    try:
+        deadline = time.time() + 120
+        while not children:
+            assert time.time() < deadline and process.poll() is None
+            children = [pid for pid in children_of(process.pid) if "fairseq-train" in cmdline(pid)]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=60)[1]
+        assert process.returncode == 143, stderr[-2000:]
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("interrupted by SIGTERM: the running fairseq tool was stopped"), last
+        deadline = time.time() + 15
+        while any(running(pid) for pid in children) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not any(running(pid) for pid in children), "fairseq-train outlived the demo"
+    finally:
+        process.kill()
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+# -- scripts/multi30k: damaged checkpoints and input files ------------------------------------------------------
+
+def test_average_refuses_damaged_checkpoints_in_one_line(checkpoint, tmp_path):
+    from fairseq_attn_gru.recipes.multi30k import average
+
+    data = checkpoint.read_bytes()
+    for epoch in (1, 2):
+        (tmp_path / f"checkpoint{epoch}.pt").write_bytes(data)
+    (tmp_path / "checkpoint3.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=re.escape(f"checkpoint '{tmp_path / 'checkpoint3.pt'}' is not a readable")):
+        average.main([str(tmp_path), "--last", "3"])
+    torch.save({"model": {"x": torch.zeros(2)}}, tmp_path / "checkpoint3.pt")  # readable, another model
+    with pytest.raises(UserError, match="other parameters than"):
+        average.main([str(tmp_path), "--last", "3"])
+    (tmp_path / "checkpoint3.pt").write_bytes(data)
+    with pytest.raises(UserError, match="cannot write the averaged checkpoint"):
+        average.main([str(tmp_path), "--last", "2", "--out", str(tmp_path / "missing" / "avg.pt")])
+    assert not list(tmp_path.rglob("*.tmp"))
+    (tmp_path / "checkpoint3.pt").write_bytes(os.urandom(3000))
+    result = run_cli(REPO / "scripts" / "multi30k" / "average.py", tmp_path, "--last", "3", check=False)
+    one_line_error(result, f"checkpoint '{tmp_path / 'checkpoint3.pt'}' is not a readable PyTorch checkpoint")
+
+
+def raw_multi30k(directory, damage=None):
+    from fairseq_attn_gru.recipes.multi30k import prepare
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for split in prepare.SPLITS:
+        (directory / f"{split}.de").write_text("ein Hund\nzwei Katzen\n")
+        (directory / f"{split}.en").write_text("a dog\ntwo cats\n")
+    if damage:
+        name, content = damage
+        (directory / name).write_bytes(content)
+    return directory
+
+
+@pytest.mark.parametrize("damage, message", [
+    (("train.de", b"ein \xff Hund\nzwei Katzen\n"), "'{data}/train.de' is not UTF-8 text (line 1, byte 0xff)"),
+    (("val.en", b"a dog\n"), "val.de has 2 lines but val.en has 1"),
+    (("test_2017_flickr.de", b""), "'{data}/test_2017_flickr.de' is empty"),
+])
+def test_run_refuses_damaged_input_files_in_one_line(damage, message, tmp_path):
+    from fairseq_attn_gru.recipes.multi30k import run
+
+    data = raw_multi30k(tmp_path / "data", damage)
+    with pytest.raises(UserError, match=re.escape(message.format(data=data))):
+        run.main(["--data", str(data), "--work", str(tmp_path / "work")])
+
+
+def test_run_names_a_damaged_checkpoint_in_one_line(checkpoint, tmp_path, monkeypatch):
+    """After training (replaced here): a damaged epoch checkpoint to average, or a damaged checkpoint_best.pt."""
+    from fairseq_attn_gru.recipes.multi30k import run
+
+    data, work = raw_multi30k(tmp_path / "data"), tmp_path / "work"
+    (work / "prep" / "bin").mkdir(parents=True)
+    (work / "prep" / "bpe.codes").write_text("#version: 0.2\n")
+    for lang in ("de", "en"):
+        (work / "prep" / "bin" / f"dict.{lang}.txt").write_text("ein 1\n")
+    main_dir = work / "main"
+    main_dir.mkdir()
+    monkeypatch.setattr(run, "train", lambda *args, **kwargs: {"arch": "gru_attn_dot", "train_flags": [],
+                                                                "train_minutes": 0})
+    good = checkpoint.read_bytes()
+    (main_dir / "checkpoint_best.pt").write_bytes(good)
+    (main_dir / "checkpoint1.pt").write_bytes(good)
+    (main_dir / "checkpoint2.pt").write_bytes(os.urandom(3000))
+    args = ["--data", str(data), "--work", str(work), "--skip-prepare", "--results", str(tmp_path / "r.json"),
+            "--precision", "fp32"]
+    with pytest.raises(UserError, match=re.escape(f"checkpoint '{main_dir / 'checkpoint2.pt'}' is not a readable")):
+        run.main([*args, "--average-last", "2"])
+    (main_dir / "checkpoint_best.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(UserError, match="checkpoint_best.pt' is not a readable PyTorch checkpoint"):
+        run.main([*args, "--average-last", "0"])
+
+
+def test_multi30k_train_save_dir_that_is_a_file(tmp_path):
+    from fairseq_attn_gru.recipes.multi30k import train
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dict.de.txt").write_text("ein 1\n")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match=re.escape(f"SAVE_DIR '{tmp_path / 'file' / 'run'}' cannot be created")):
+        train.train(tmp_path / "bin", tmp_path / "file" / "run", precision="fp32")
