@@ -39,9 +39,14 @@ def import_configs():
 
     Importing fairseq logs an INFO line about tensorboardX; ``--check`` promises a one-line message.
     """
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    from fairseq_attn_gru.models import config as model_config
-    from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig
+    fairseq_logger = logging.getLogger("fairseq")
+    level = fairseq_logger.level
+    fairseq_logger.setLevel(logging.WARNING)
+    try:  # restored after: a process that imports this (the tests) keeps fairseq's log lines
+        from fairseq_attn_gru.models import config as model_config
+        from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig
+    finally:
+        fairseq_logger.setLevel(level)
 
     return model_config, ToyTranslationConfig
 
