@@ -80,6 +80,16 @@ def run_cli(program, *args, cwd=None, input=None, check=True, timeout=600, env=N
     return result
 
 
+def one_line_error(result, starts_with):
+    """The run failed as a person should see it: status 2, no traceback, last line ``error: <starts_with>...``."""
+    stderr = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
+    assert result.returncode == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: " + starts_with), last
+    return last
+
+
 def toy_task(rule, vocab_size, max_len, train_size, valid_size, test_size=None, min_len=None):
     """fairseq flags selecting the toy_translation task with the rule and sizes a test needs."""
     flags = {"--toy-rule": rule, "--toy-vocab-size": vocab_size, "--toy-min-len": min_len, "--toy-max-len": max_len,

@@ -9,20 +9,12 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, USER_DIR, run_cli, toy_task
+from conftest import BIN, USER_DIR, one_line_error, run_cli, toy_task
 
 TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=8, train_size=3000, valid_size=20, test_size=20)
 TRAIN = ["--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam", "--lr", "0.003",
          "--max-tokens", "300", "--seed", "7", "--dropout", "0.2", "--no-progress-bar", "--no-epoch-checkpoints",
          "--disable-validation"]
-
-
-def one_line_error(result, starts_with):
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: " + starts_with), last
-    return last
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, REPO, USER_DIR, run_cli, toy_task
+from conftest import BIN, REPO, USER_DIR, one_line_error, run_cli, toy_task
 from fairseq_attn_gru import UserError
 
 TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=8, train_size=3000, valid_size=20, test_size=20)
@@ -22,15 +22,6 @@ TRAIN = ["--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu", "--opt
          "--max-tokens", "300", "--seed", "7", "--no-progress-bar", "--no-epoch-checkpoints", "--disable-validation",
          "--max-source-positions", "12"]
 HELPERS = REPO / "tests" / "helpers"
-
-
-def one_line_error(result, starts_with):
-    stderr = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
-    assert result.returncode == 2, stderr[-3000:]
-    assert "Traceback" not in stderr, stderr[-3000:]
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: " + starts_with), last
-    return last
 
 
 @pytest.fixture(scope="module")
