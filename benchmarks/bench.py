@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""`make bench`: fairseq's `lstm` against `gru_attn` (none/dot/general/concat, dot in bf16, and int8), side by side.
+"""`make bench`: fairseq's `lstm` against `gru_attn` (none/dot/general/concat, the conditional GRU decoder without and
+with layer norm, dot in bf16, and int8), side by side.
 
 All models get the same dimensions (embeddings 256, hidden 512, 2-layer bidirectional encoder, 2-layer decoder,
 decoder-out-embed 256), the same data (toy `translate`, 1000-word vocabulary), the same --max-tokens and Adam.
@@ -13,6 +14,10 @@ training / the matmul peak of the dtype in use, both measured by this run.
 FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
 2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
 two matrix products per forward one).
+
+``cgru``: concat attention with ``--decoder-style cgru``; ``nematus``: the same with ``--encoder-layer-norm
+--decoder-layer-norm`` (what ``--arch gru_nematus`` sets, at the bench sizes). The results file records the CPU
+(model name, cores, instruction-set flags).
 
 ``<type>_int8`` rows (dot_int8, ...): the same model as ``<type>``, decoded after PyTorch dynamic int8 quantization
 (fairseq_attn_gru/inference/int8.py). int8 is inference only, so these rows do not train: their training fields
@@ -38,8 +43,13 @@ import torch
 DIMS = dict(embed=256, hidden=512, layers=2, out_embed=256, vocab=1000)
 MAX_TOKENS = 4000
 GENERATED_LENGTH = 30  # target tokens per generated sentence
-MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "dot_bf16",
+MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "cgru", "nematus", "dot_bf16",
           "none_int8", "dot_int8", "general_int8", "concat_int8"]
+# rows named after a decoder rather than an attention type: name -> (attention type, extra model options)
+DECODER_ROWS = {
+    "cgru": ("concat", dict(decoder_style="cgru")),  # conditional GRU decoder
+    "nematus": ("concat", dict(decoder_style="cgru", encoder_layer_norm=True, decoder_layer_norm=True)),  # gru_nematus
+}
 TOY = dict(toy_rule="translate", toy_vocab_size=DIMS["vocab"], toy_min_len=5, toy_max_len=35, toy_train_size=3000,
            toy_valid_size=10, toy_test_size=200, toy_seed=1)
 
@@ -53,12 +63,18 @@ def model_args(name):
                          decoder_hidden_size=d["hidden"], decoder_layers=d["layers"],
                          decoder_out_embed_dim=d["out_embed"], dropout=0.1,
                          criterion="cross_entropy")
-    attention = name.replace("_bf16", "").replace("_int8", "")
-    return Namespace(arch="gru_attn", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
+    attention, extra = attention_and_options(name)
+    return Namespace(**extra, arch="gru_attn", encoder_embed_dim=d["embed"], encoder_hidden_size=d["hidden"],
                      encoder_layers=d["layers"], encoder_bidirectional=True, decoder_embed_dim=d["embed"],
                      decoder_hidden_size=d["hidden"], decoder_layers=d["layers"], decoder_out_embed_dim=d["out_embed"],
                      attention_type=attention, encoder_proj=attention == "dot", dropout=0.1,
                      cpu_bf16=name.endswith("_bf16"))
+
+
+def attention_and_options(name):
+    """A gru_attn row's attention type and the model options beyond it."""
+    base = name.replace("_bf16", "").replace("_int8", "")
+    return DECODER_ROWS.get(base, (base, {}))
 
 
 def count_flops(name, src_lengths, tgt_lengths):
@@ -77,8 +93,11 @@ def count_flops(name, src_lengths, tgt_lengths):
         output = (2 * H * O + 2 * O * V) * T_tokens
         bridge = 0
     else:
-        attention_type = name.replace("_bf16", "").replace("_int8", "")
+        attention_type, extra = attention_and_options(name)
+        cgru = extra.get("decoder_style") == "cgru"
         decoder = sum(2 * 3 * H * ((E if layer == 0 else H) + H) for layer in range(L)) * T_tokens
+        if cgru:  # GRU2 over the context; the layer norms are elementwise (not counted)
+            decoder += 2 * 3 * H * (C + H) * T_tokens
         if attention_type == "none":
             attention, context = 0, 0
         else:
@@ -87,9 +106,30 @@ def count_flops(name, src_lengths, tgt_lengths):
             per_pair = 2 * H + 2 * context if attention_type != "concat" else 2 * H + 2 * context
             queries = 2 * H * H * T_tokens if attention_type == "concat" else 0
             attention = keys + queries + per_pair * pairs
-        output = (2 * (H + context) * O + 2 * O * V) * T_tokens
+        feature = H + E + context if cgru else H + context  # cGRU's feature also reads E y_{t-1}
+        output = (2 * feature * O + 2 * O * V) * T_tokens
         bridge = 2 * C * L * H * len(src_lengths)
     return encoder + decoder + attention + output + bridge
+
+
+# the CPU features the figures depend on (fp32/bf16/int8 matrix instructions)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+
+
+def cpu_description():
+    """Model name, core count and the relevant instruction-set flags, so a results file says where it was measured."""
+    model, flags = None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:  # not Linux
+        import platform
+        model = platform.processor() or platform.machine()
+    return {"model": model, "cores": os.cpu_count(), "flags": [flag for flag in CPU_FLAGS if flag in flags]}
 
 
 def matmul_gflops(dtype, size=2048, repeats=5):
@@ -232,7 +272,7 @@ def main():
             out.unlink()
 
     sgemm, bf16_gemm = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
-    results = {"sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
+    results = {"cpu": cpu_description(), "sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
     for name, measurements in runs.items():
         median = {key: None if measurements[0][key] is None else statistics.median(m[key] for m in measurements)
                   for key in measurements[0]}
@@ -257,7 +297,9 @@ def main():
             r["beam5_ratio_vs_fp32"] = round(r["beam5_sent_s"] / fp32["beam5_sent_s"], 2)
             r["beam1_ratio_vs_fp32"] = round(r["beam1_sent_s"] / fp32["beam1_sent_s"], 2)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nmatmul peak: fp32 {sgemm:.0f} GFLOP/s, bf16 {bf16_gemm:.0f} GFLOP/s (torch.mm 2048²)")
+    cpu = results["cpu"]
+    print(f"\nCPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}")
+    print(f"matmul peak: fp32 {sgemm:.0f} GFLOP/s, bf16 {bf16_gemm:.0f} GFLOP/s (torch.mm 2048²)")
     print(f"{'model':<14}{'params':>11}{'train tok/s':>13}{'vs lstm':>9}{'util':>7}{'beam5 s/s':>11}{'vs lstm':>9}"
           f"{'greedy s/s':>12}{'RSS MB':>9}")
     for name, r in results["models"].items():

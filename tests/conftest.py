@@ -1,7 +1,9 @@
 """Shared helpers: tiny tasks and models built in-process, and fairseq's CLIs run through subprocess."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -107,3 +109,50 @@ def train_toy(save_dir, toy, *flags):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# -- processes (Linux /proc): children a test's subprocess started, and that they end with it --------------------
+
+def children_of(pid):
+    """Pids whose parent is pid (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def wait_until_gone(pids, seconds, message):
+    """Fail with ``message`` unless every pid has exited (or is a zombie) within ``seconds``."""
+    deadline = time.time() + seconds
+    while any(running(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(running(pid) for pid in pids), message
+
+
+def kill_all(pids):
+    """SIGKILL whichever of pids still runs (a test's cleanup)."""
+    for pid in pids:
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)

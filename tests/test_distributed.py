@@ -9,8 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, USER_DIR, toy_task
-from test_reliability2 import children_of, cmdline, running
+from conftest import REPO, USER_DIR, children_of, cmdline, kill_all, toy_task, wait_until_gone
 
 LAUNCHER = str(REPO / "scripts" / "train_distributed.sh")
 HELPER = f"{sys.executable} {REPO / 'tests' / 'helpers' / 'instrumented_train.py'}"
@@ -139,15 +138,10 @@ def test_no_rank_outlives_the_launcher(sig, status):
         launcher.send_signal(sig)
         launcher.communicate(timeout=30)
         assert launcher.returncode == status
-        deadline = time.time() + 10
-        while any(running(pid) for pid in ranks) and time.time() < deadline:
-            time.sleep(0.05)
-        assert not any(running(pid) for pid in ranks), "a rank outlived its launcher"
+        wait_until_gone(ranks, 10, "a rank outlived its launcher")
     finally:
         launcher.kill()
-        for pid in ranks:
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(ranks)
 
 
 def test_launcher_option_without_a_value_and_paths_with_spaces(tmp_path):

@@ -4,6 +4,7 @@ nothing, checkpoints never run code, and the recipe scripts stop their children 
 One toy checkpoint (module fixture) serves every test that needs a model. Its model accepts sources of at most 12
 tokens (--max-source-positions 12 at training), less than the task's default 256 at generation time.
 """
+import json
 import os
 import re
 import signal
@@ -14,7 +15,8 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, REPO, USER_DIR, one_line_error, run_cli, toy_task
+from conftest import (BIN, REPO, USER_DIR, children_of, cmdline, kill_all, one_line_error, run_cli, toy_task,
+                      wait_until_gone)
 from fairseq_attn_gru import UserError
 
 TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=8, train_size=3000, valid_size=20, test_size=20)
@@ -29,36 +31,6 @@ def checkpoint(tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("ckpt")
     run_cli("fairseq-train", *TRAIN, "--max-update", "3", "--save-dir", save_dir)
     return save_dir / "checkpoint_last.pt"
-
-
-def children_of(pid):
-    """Pids whose parent is pid (Linux /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
-
-
-def running(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 # -- fairseq-interactive: ids are input line numbers; constraints stay with their line ------------------------
@@ -330,15 +302,10 @@ def test_demo_sigterm_stops_its_fairseq_train(tmp_path):
         assert process.returncode == 143, stderr[-2000:]
         last = stderr.strip().splitlines()[-1]
         assert last.startswith("interrupted by SIGTERM: the running fairseq tool was stopped"), last
-        deadline = time.time() + 15
-        while any(running(pid) for pid in children) and time.time() < deadline:
-            time.sleep(0.05)
-        assert not any(running(pid) for pid in children), "fairseq-train outlived the demo"
+        wait_until_gone(children, 15, "fairseq-train outlived the demo")
     finally:
         process.kill()
-        for pid in children:
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(children)
 
 
 # -- scripts/multi30k: damaged checkpoints and input files ------------------------------------------------------
@@ -388,6 +355,51 @@ def test_run_refuses_damaged_input_files_in_one_line(damage, message, tmp_path):
     data = raw_multi30k(tmp_path / "data", damage)
     with pytest.raises(UserError, match=re.escape(message.format(data=data))):
         run.main(["--data", str(data), "--work", str(tmp_path / "work")])
+
+
+def test_run_scores_every_test_pair_it_finds(tmp_path, monkeypatch, capsys):
+    """test_2018_flickr and test_2017_mscoco (Multi30k has them; users may too) are scored beside the two flickr sets,
+    each with its signature; a .de without its .en is named, not scored."""
+    from fairseq_attn_gru.recipes.multi30k import run
+
+    data, work = raw_multi30k(tmp_path / "data"), tmp_path / "work"
+    for name in ("test_2018_flickr", "test_2017_mscoco"):
+        (data / f"{name}.de").write_text("ein Hund\n")
+        (data / f"{name}.en").write_text("a dog\n")
+    (data / "test_2019_extra.de").write_text("ein Hund\n")
+    assert run.test_sets(data) == ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"]
+    assert f"{data / 'test_2019_extra'}.de has no test_2019_extra.en beside it: not scored" in capsys.readouterr().out
+
+    monkeypatch.setattr(run, "check_prep", lambda prep: None)
+    monkeypatch.setattr(run, "train", lambda *args, **kwargs: {"arch": "gru_seq2seq", "train_flags": [],
+                                                                "train_minutes": 0})
+    monkeypatch.setattr(run, "choose_checkpoint", lambda *args: (work / "main" / "checkpoint_best.pt", {}))
+    scored = []
+
+    def fake_score(prep, checkpoint, data, split, limit, out_prefix=None):
+        scored.append(split)
+        return {"sacrebleu": float(len(scored)), "signature": f"sig-{split}"}
+
+    monkeypatch.setattr(run, "score", fake_score)
+    results_path = tmp_path / "r.json"
+    run.main(["--data", str(data), "--work", str(work), "--skip-prepare", "--results", str(results_path),
+              "--precision", "fp32"])
+    results = json.loads(results_path.read_text())
+    assert scored == run.test_sets(data)
+    for split in scored:
+        assert results[split] == {"sacrebleu": float(scored.index(split) + 1), "signature": f"sig-{split}"}
+    assert "test_2019_extra" not in results
+
+
+def test_run_refuses_a_damaged_extra_test_pair_before_training(tmp_path, monkeypatch):
+    from fairseq_attn_gru.recipes.multi30k import run
+
+    data = raw_multi30k(tmp_path / "data")
+    (data / "test_2018_flickr.de").write_text("ein Hund\nzwei Katzen\n")
+    (data / "test_2018_flickr.en").write_text("a dog\n")
+    monkeypatch.setattr(run, "train", lambda *args, **kwargs: pytest.fail("trained before checking the test sets"))
+    with pytest.raises(UserError, match="test_2018_flickr.de has 2 lines but test_2018_flickr.en has 1"):
+        run.main(["--data", str(data), "--work", str(tmp_path / "work"), "--skip-prepare"])
 
 
 def test_run_names_a_damaged_checkpoint_in_one_line(checkpoint, tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, 
 from ...models.config import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
 from ..plotting import plot_attention  # noqa: E402
 
-TEST_SETS = ("test_2016_flickr", "test_2017_flickr")
+TEST_SETS = ("test_2016_flickr", "test_2017_flickr")  # always there (prepare.py binarizes them too)
 # trained with --compare-minutes: each adds these flags to the main run's flags
 VARIANTS = {
     "none": ["--attention-type", "none"],
@@ -126,6 +126,17 @@ def earlier_comparison(results_path: Path) -> dict:
     return {"comparison": earlier["comparison"], "comparison_base_flags": base_flags}
 
 
+def test_sets(data: Path) -> list:
+    """TEST_SETS, then every other test_*.de / test_*.en pair in ``data`` (Multi30k also has test_2018_flickr and
+    test_2017_mscoco): each is scored. A test_*.de without its .en is named and skipped (nothing to score against)."""
+    found = sorted(path.name[: -len(".de")] for path in data.glob("test_*.de"))
+    extra = [name for name in found if name not in TEST_SETS]
+    for name in extra:
+        if not (data / f"{name}.en").is_file():
+            print(f"note: {data / name}.de has no {name}.en beside it: not scored", flush=True)
+    return [*TEST_SETS, *(name for name in extra if (data / f"{name}.en").is_file())]
+
+
 def has_attention(train_info: dict) -> bool:
     """Whether the trained model attends (fairseq-generate --print-alignment crashes on one that does not)."""
     arch_default = NAMED_ARCHITECTURES.get(train_info["arch"], CONFIG_DEFAULTS)["attention_type"]
@@ -144,11 +155,12 @@ def plot_test_attention(prep, checkpoint, data, path, log_prefix) -> None:
                    fontsize=8)
 
 
-def check_raw_data(data: Path) -> None:
+def check_raw_data(data: Path, extra_splits=()) -> None:
     """Every raw file is readable UTF-8 text and each split's .de and .en have as many lines (> 0): a damaged file
-    would otherwise stop prepare.py or evaluate.py with a traceback, or pair the wrong sentences."""
+    would otherwise stop prepare.py or evaluate.py with a traceback, or pair the wrong sentences (after the hour of
+    training, for a test set only evaluate.py reads)."""
     prepare.check_data(data)
-    for split in prepare.SPLITS:
+    for split in dict.fromkeys([*prepare.SPLITS, *extra_splits]):
         counts = {}
         for lang in prepare.LANGS:
             path = data / f"{split}.{lang}"
@@ -196,7 +208,8 @@ def run(argv=None):
     args, train_flags = parse_args(argv)
     data, work, results_path = Path(args.data), Path(args.work), Path(args.results)
     prep = work / "prep"
-    check_raw_data(data)
+    tests = test_sets(data) if data.is_dir() else list(TEST_SETS)  # check_raw_data names a missing directory
+    check_raw_data(data, tests)
     if args.skip_prepare:
         check_prep(prep)
     else:
@@ -208,10 +221,10 @@ def run(argv=None):
     precision = resolve_precision(args.precision)  # once, so every run trains the same way
     info = train(prep / "bin", work / "main", train_flags, args.minutes, precision)
     checkpoint, selection = choose_checkpoint(prep, data, work / "main", args.average_last, args.limit)
-    print(f"== main run: translating {', '.join(TEST_SETS)} (beam 5)", flush=True)
+    print(f"== main run: translating {', '.join(tests)} (beam 5)", flush=True)
     results = {**info, "checkpoint": selection,
-               **{name: score(prep, checkpoint, data, name, args.limit) for name in TEST_SETS}}
-    for name in TEST_SETS:
+               **{name: score(prep, checkpoint, data, name, args.limit) for name in tests}}
+    for name in tests:
         print(f"   {name}: sacreBLEU {results[name]['sacrebleu']}  ({results[name]['signature']})", flush=True)
     if reused:
         results.update(reused)
