@@ -100,6 +100,20 @@ def test_train_evaluate_and_results_end_to_end(work, tmp_path):
     assert (results_path.parent / "multi30k_attention.png").stat().st_size > 0
 
 
+def test_evaluate_int8_translates_with_the_quantized_model(work, tmp_path):
+    """evaluate.py --precision int8 loads the checkpoint quantized (the log names the int8 layers) and scores it."""
+    checkpoint = work / "main" / "checkpoint_best.pt"
+    if not checkpoint.is_file():
+        pytest.skip("needs test_train_evaluate_and_results_end_to_end's checkpoint")
+    args = ["--prep", work / "prep", "--checkpoint", checkpoint, "--src", DATA / "val.de", "--ref", DATA / "val.en"]
+    fp32 = run_script("evaluate.py", *args, "--out-prefix", tmp_path / "fp32")
+    int8 = run_script("evaluate.py", *args, "--out-prefix", tmp_path / "int8", "--precision", "int8")
+    assert "int8: dynamic quantization" in int8.stdout + int8.stderr
+    assert "int8: dynamic quantization" not in fp32.stdout + fp32.stderr
+    for result in (fp32, int8):
+        assert "tok:13a" in json.loads(result.stdout.strip().splitlines()[-1])["signature"]
+
+
 def test_evaluate_names_a_missing_checkpoint(work, tmp_path):
     result = run_script("evaluate.py", "--prep", work / "prep", "--checkpoint", tmp_path / "none.pt",
                         "--src", DATA / "val.de", "--ref", DATA / "val.en", check=False)

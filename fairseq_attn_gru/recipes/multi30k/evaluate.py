@@ -1,6 +1,6 @@
 """Translate raw German text with a Multi30k checkpoint and score it with sacreBLEU against raw English.
 
-    python scripts/multi30k/evaluate.py --prep multi30k_work/prep --checkpoint CKPT --src x.de --ref x.en
+    python scripts/multi30k/evaluate.py --prep multi30k_work/prep --checkpoint CKPT --src x.de --ref x.en [--precision int8]
 
 The checkpoint is loaded in this process through fairseq's hub interface (``GRUAttnModel.from_pretrained`` with the
 Moses tokenizer and the subword-nmt BPE of --prep/bpe.codes), which tokenises, BPEs and binarizes each source line
@@ -58,16 +58,22 @@ def _quiet_fairseq():
             logger.setLevel(level)
 
 
-def load_hub(prep_dir, checkpoint, batch_size: int = 64):
+#: --precision -> the model overrides that load it so ("saved": as the checkpoint was trained, --cpu-bf16 or not)
+PRECISION_OVERRIDES = {"saved": {}, "fp32": {"cpu_bf16": False}, "bf16": {"cpu_bf16": True},
+                       "int8": {"cpu_bf16": False, "int8": True}}
+
+
+def load_hub(prep_dir, checkpoint, batch_size: int = 64, precision: str = "saved"):
     """fairseq's GeneratorHubInterface for a Multi30k checkpoint: prepare.py's dictionaries (--prep/bin), Moses
     tokenisation without dash splitting or HTML escaping and subword-nmt BPE with --prep/bpe.codes (text.py's
-    treatment), batches of ``batch_size`` sentences on the CPU."""
+    treatment), batches of ``batch_size`` sentences on the CPU, in ``precision`` (PRECISION_OVERRIDES; int8: the
+    model quantized at load time, docs/inference.md)."""
     prep_dir, checkpoint = check_prep(prep_dir).resolve(), Path(require_file(checkpoint, "--checkpoint")).resolve()
     with _quiet_fairseq():
         hub = GRUAttnModel.from_pretrained(
             str(checkpoint.parent), checkpoint_file=checkpoint.name, data_name_or_path=str(prep_dir / "bin"),
             tokenizer="moses", moses_no_dash_splits=True, moses_no_escape=True,
-            bpe="subword_nmt", bpe_codes=str(prep_dir / BPE_CODES), source_lang="de", target_lang="en")
+            bpe="subword_nmt", bpe_codes=str(prep_dir / BPE_CODES), source_lang="de", target_lang="en", **PRECISION_OVERRIDES[precision])
     with open_dict(hub.cfg):  # batches by sentence count, like fairseq-generate --batch-size
         hub.cfg.dataset.batch_size, hub.cfg.dataset.max_tokens = batch_size, None
     return hub
@@ -89,19 +95,20 @@ def _generate_options(generate_flags: Sequence[str]):
 
 
 def translate(prep_dir, checkpoint, sources: List[str], references: List[str], log_prefix, beam: int = 5,
-              batch_size: int = 64, generate_flags: Sequence[str] = ("--remove-bpe",), hub=None) -> List[Translation]:
+              batch_size: int = 64, generate_flags: Sequence[str] = ("--remove-bpe",), hub=None,
+              precision: str = "saved") -> List[Translation]:
     """Raw German lines -> the checkpoint's beam-search translations, one per line, in line order.
 
     Through fairseq's hub interface in this process: each line is normalised like prepare.py's data, then the
     hub tokenises, BPEs and binarizes it with the training dictionary. The Translations hold what
     fairseq-generate printed before: tokenised source, reference and hypothesis text, BPE removed with
     ``--remove-bpe`` in ``generate_flags`` (the default), the soft alignment with ``--print-alignment soft``.
-    ``hub`` reuses a ``load_hub`` result. Also writes ``log_prefix``.generate.log in fairseq-generate's format.
+    ``hub`` reuses a ``load_hub`` result; ``precision`` is load_hub's. Also writes ``log_prefix``.generate.log in fairseq-generate's format.
     """
     remove_bpe, alignment = _generate_options(generate_flags)
     if len(sources) != len(references):
         fail(f"{len(sources)} source lines but {len(references)} references")
-    hub = load_hub(prep_dir, checkpoint, batch_size) if hub is None else hub
+    hub = load_hub(prep_dir, checkpoint, batch_size, precision) if hub is None else hub
     post_process = BPE_SYMBOL if remove_bpe else None
     src_dict, tgt_dict = hub.src_dict, hub.tgt_dict
     source_tokens = [hub.encode(line) for line in normalize(sources, "de")]
@@ -131,7 +138,7 @@ def translate(prep_dir, checkpoint, sources: List[str], references: List[str], l
 
 
 def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64, out_prefix=None,
-             limit: Optional[int] = None) -> dict:
+             limit: Optional[int] = None, precision: str = "saved") -> dict:
     """sacreBLEU of the checkpoint's translation of raw file src against raw file ref: {"sacrebleu", "signature"}."""
     require_file(checkpoint, "--checkpoint")
     sources, references = read_lines(require_file(src, "--src"), limit), read_lines(require_file(ref, "--ref"), limit)
@@ -139,7 +146,8 @@ def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64
         fail(f"--src {str(src)!r} has {len(sources)} lines but --ref {str(ref)!r} has {len(references)}")
     out_prefix = Path(out_prefix or Path(checkpoint).parent / Path(src).stem)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    translations = translate(prep_dir, checkpoint, sources, references, out_prefix, beam, batch_size)
+    translations = translate(prep_dir, checkpoint, sources, references, out_prefix, beam, batch_size,
+                             precision=precision)
     hypotheses = detokenize([t.hypothesis for t in translations], "en")
     write_lines(f"{out_prefix}.hyp.en", hypotheses)
     score = sacrebleu_score(hypotheses, references)
@@ -154,13 +162,17 @@ def main(argv=None):
     parser.add_argument("--ref", required=True, help="raw English reference, line-aligned with --src")
     parser.add_argument("--beam", type=int, default=5, help="beam size (default: 5)")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
+    parser.add_argument("--precision", choices=list(PRECISION_OVERRIDES), default="saved",
+                        help="inference precision: saved (default: as trained, with or without --cpu-bf16), fp32, "
+                             "bf16 (--cpu-bf16), int8 (quantized at load time; docs/inference.md)")
     parser.add_argument("--out-prefix", default=None, help="output files prefix (default: CKPT dir / SRC stem)")
     args = parser.parse_args(argv)
     for flag in ("beam", "batch_size"):
         if getattr(args, flag) <= 0:
             fail(f"--{flag.replace('_', '-')}={getattr(args, flag)} is not allowed: a positive integer")
     try:
-        result = evaluate(args.prep, args.checkpoint, args.src, args.ref, args.beam, args.batch_size, args.out_prefix)
+        result = evaluate(args.prep, args.checkpoint, args.src, args.ref, args.beam, args.batch_size, args.out_prefix,
+                          precision=args.precision)
     except Exception as error:  # loading runs in this process: fairseq's errors that our fixes explain get one line
         message = user_message(error)
         if message is None or isinstance(error, UserError):
