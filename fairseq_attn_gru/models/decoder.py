@@ -95,7 +95,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
         encoder_out: Optional[Dict[str, List[Tensor]]] = None,
         incremental_state: Optional[IncrementalState] = None,
         features_only: bool = False,
-    ) -> Tuple[Tensor, Optional[Dict[str, List[Optional[Tensor]]]]]:
+    ) -> Tuple[Tensor, Dict[str, List[Optional[Tensor]]]]:
         if torch.jit.is_scripting():  # inference only: no autocast context, no scheduled sampling
             output, attn = self._decode(prev_output_tokens, encoder_out, incremental_state, features_only)
         else:

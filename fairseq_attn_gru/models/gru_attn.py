@@ -31,9 +31,18 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
     # -- the forward pass, explicit for TorchScript (fairseq's takes **kwargs) --------------------------------------
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, prev_output_tokens: Tensor,
-                features_only: bool = False) -> Tuple[Tensor, Optional[Dict[str, List[Optional[Tensor]]]]]:
+                features_only: bool = False) -> Tuple[Tensor, Dict[str, List[Optional[Tensor]]]]:
         encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
         return self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
+
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` calls this first: refuse, in one line, what the scripted model cannot run."""
+        if self.encoder.cpu_bf16:
+            from ..errors import UserError
+
+            raise UserError("--cpu-bf16 runs the model under torch.autocast, which TorchScript cannot enter; its "
+                            "weights are fp32: script it with cpu_bf16 off (scripts/export_torchscript.py --fp32)")
+        return self
 
     @torch.jit.export
     def get_normalized_probs(self, net_output: Tuple[Tensor, Optional[Dict[str, List[Optional[Tensor]]]]],
