@@ -30,8 +30,9 @@ step t are a prefix of the batch; a reverse direction runs forward over each row
 Outputs are zero past each row's length and final states are each row's last real step, as for a packed nn.GRU.
 
 Invariant: the fast path (``_DeepTransition``) and the plain autograd path (``_plain_layer``, used under autocast,
-which the hand-written backward does not follow) compute the same function; tests/test_recurrent.py checks both
-against a per-step float64 reference written from the equations above.
+which the hand-written backward does not follow, and in TorchScript, which cannot compile an autograd Function)
+compute the same function; tests/test_recurrent.py checks both against a per-step float64 reference written from the
+equations above, tests/test_scripting.py the scripted model against the eager one.
 """
 import math
 from typing import List, Optional, Tuple
