@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from conftest import build_model, random_batch
+from fairseq_attn_gru.models import decoder_orders
 from fairseq_attn_gru.models.decoder_orders import BahdanauOrder, ConditionalGRUOrder, DecoderOrder, LuongOrder
 from test_model import target_prefix
 
@@ -38,8 +39,7 @@ def test_one_step_matches_the_orders_formula_in_float64(arch, style):
     memory = (decoder.attention.project_keys(values), values, encoder_out["encoder_padding_mask"][0])
 
     with torch.no_grad():
-        feature_input, attn, new_hidden = decoder.order(embedded, hidden, None, memory, decoder.rnn,
-                                                        decoder.attention, decoder.dropout_out_module)
+        feature_input, attn, new_hidden = decoder.order_step(embedded, hidden, None, memory)
         previous = hidden[-1].unsqueeze(1)  # (B, 1, H)
         if isinstance(decoder.order, LuongOrder):  # s_t = GRU(E y, s_{t-1}); c_t = attend(s_t)
             state = gru_cell(embedded, previous, decoder.rnn)
@@ -65,9 +65,11 @@ class ContextOnlyOrder(DecoderOrder):
     def __init__(self, embed_dim, hidden_size, context_dim):
         super().__init__(rnn_input_dim=embed_dim, feature_input_dim=context_dim, runs_whole_target=False)
 
-    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
-        rnn_out, hidden = rnn(embedded, hidden)  # (B, T, H)
-        context, attn = attention(rnn_out, *memory)  # (B, T, C), (B, T, S)
+    def before_rnn(self, embedded, hidden, input_feed, memory, attention):
+        return embedded, None, None  # (B, T, E)
+
+    def after_rnn(self, embedded, rnn_out, hidden, context, attn, memory, attention, dropout):
+        context, attn = decoder_orders.attend(rnn_out, memory, attention)  # (B, T, C), (B, T, S)
         return context, attn, hidden
 
 

@@ -7,6 +7,8 @@ import functools
 import os
 from typing import Callable, Iterable
 
+import torch
+
 from ..models.gru_attn import GRUAttnModel
 
 #: set to 0 to leave every global fix (fairseq_fixes/__init__.py lists them) unapplied
@@ -34,10 +36,16 @@ def wrap_once(owner, name: str, make_wrapper: Callable[[Callable], Callable], fi
 
 
 def is_ours(model) -> bool:
-    """Whether ``model`` (or the model inside a DDP or ensemble wrapper) is this package's."""
-    while not isinstance(model, GRUAttnModel) and hasattr(model, "module"):
+    """Whether ``model`` (or the model inside a DDP or ensemble wrapper) is this package's, eager or TorchScript."""
+    while not _ours(model) and hasattr(model, "module"):
         model = model.module
-    return isinstance(model, GRUAttnModel)
+    return _ours(model)
+
+
+def _ours(model) -> bool:
+    # a scripted (or torch.jit.load-ed) GRUAttnModel is the same model: beam search keeps the same rules for it
+    scripted = isinstance(model, torch.jit.ScriptModule) and getattr(model, "original_name", None) == "GRUAttnModel"
+    return isinstance(model, GRUAttnModel) or scripted
 
 
 def all_ours(models: Iterable) -> bool:

@@ -20,6 +20,7 @@ class Attention(nn.Module):
 
     #: True when ``project_keys`` does work worth caching during incremental decoding.
     projects_keys = False
+    __constants__ = ["projects_keys"]  # TorchScript reads the class attribute as a constant
 
     def __init__(self, query_dim: int, value_dim: int):
         super().__init__()

@@ -1,5 +1,5 @@
 """GRU decoder: any decoder order, any attention score, incremental decoding for fairseq's generators."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -10,12 +10,14 @@ from fairseq.modules import FairseqDropout
 from torch import Tensor
 
 from .attention import Attention
-from .decoder_orders import DecoderOrder
+from .decoder_orders import DecoderOrder, Memory
 from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
 from .recurrent import build_rnn
 
 State = Dict[str, Optional[Tensor]]
+#: fairseq's incremental state: a State per module, under the module's own key
+IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
 
 
 def teacher_forcing_probability(start: float, minimum: float, decay_updates: int, num_updates: int) -> float:
@@ -29,9 +31,11 @@ def teacher_forcing_probability(start: float, minimum: float, decay_updates: int
 class GRUDecoder(FairseqIncrementalDecoder):
     """GRU decoder over a target prefix.
 
-    Each step runs its ``order`` (decoder_orders.py: Luong, Bahdanau), which says where attention sits
-    relative to the GRU; the output feature is ``tanh(W x)`` of what the order returns, optionally fed back
-    to the next step (``input_feeding``), and the vocabulary projection reads it.
+    Each step runs its ``order`` (decoder_orders.py: Luong, Bahdanau, conditional GRU) around this decoder's GRU
+    (``order_step``): the order says where attention sits relative to the GRU; the output feature is ``tanh(W x)``
+    of what the order returns, optionally fed back to the next step (``input_feeding``), and the vocabulary
+    projection reads it. ``torch.jit.script`` compiles the inference path (``_decode``); the CPU bf16 autocast
+    context and scheduled sampling are eager-only.
     """
 
     def __init__(
@@ -88,30 +92,41 @@ class GRUDecoder(FairseqIncrementalDecoder):
     def forward(
         self,
         prev_output_tokens: Tensor,
-        encoder_out: Optional[Dict] = None,
-        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
+        incremental_state: Optional[IncrementalState] = None,
         features_only: bool = False,
-        **kwargs,
-    ):
-        with cpu_bf16_autocast(self.cpu_bf16):
-            output, extra = self._decode(prev_output_tokens, encoder_out, incremental_state, features_only)
-        attn = extra["attn"][0]
+    ) -> Tuple[Tensor, Dict[str, List[Optional[Tensor]]]]:
+        if torch.jit.is_scripting():  # inference only: no autocast context, no scheduled sampling
+            output, attn = self._decode(prev_output_tokens, encoder_out, incremental_state, features_only)
+        else:
+            with cpu_bf16_autocast(self.cpu_bf16):
+                output, attn = self._decode_eager(prev_output_tokens, encoder_out, incremental_state, features_only)
         # the criterion and the generators always see fp32
         return output.float(), {"attn": [attn.float() if attn is not None else None]}
 
-    def _decode(self, prev_output_tokens, encoder_out, incremental_state, features_only):
-        p_gold = self.current_teacher_forcing()
+    def _decode_eager(self, prev_output_tokens, encoder_out, incremental_state, features_only):
+        """``_decode``, or in training with a teacher-forcing schedule, scheduled sampling (and its metric)."""
         if self.training and incremental_state is None and self._teacher_forcing_configured():
+            p_gold = self.current_teacher_forcing()
             metrics.log_scalar("teacher_forcing", p_gold, round=3)
             if p_gold < 1.0 and not features_only:
-                logits, attn = self._forward_with_sampling(prev_output_tokens, encoder_out, p_gold)
-                return logits, {"attn": [attn]}
+                return self._forward_with_sampling(prev_output_tokens, encoder_out, p_gold)
+        return self._decode(prev_output_tokens, encoder_out, incremental_state, features_only)
+
+    def _decode(self, prev_output_tokens: Tensor, encoder_out: Optional[Dict[str, List[Tensor]]],
+                incremental_state: Optional[IncrementalState], features_only: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """Logits (B, T, V), or features (B, T, O) with ``features_only``, and attention weights (B, T, S)."""
         features, attn = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
         if features_only:
-            return features, {"attn": [attn]}
-        return self.output_layer(features), {"attn": [attn]}
+            return features, attn
+        return self.output_layer(features), attn
 
-    def extract_features(self, prev_output_tokens, encoder_out=None, incremental_state=None, **kwargs):
+    def extract_features(
+        self,
+        prev_output_tokens: Tensor,
+        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
+        incremental_state: Optional[IncrementalState] = None,
+    ) -> Tuple[Tensor, Optional[Tensor]]:
         cached = self._get_cached_state(incremental_state)
         if incremental_state is not None:
             prev_output_tokens = prev_output_tokens[:, -1:]  # only the newest token is new
@@ -122,13 +137,15 @@ class GRUDecoder(FairseqIncrementalDecoder):
         if self.order.runs_whole_target or embedded.size(1) == 1:
             features, attn, state = self._step(embedded, state, memory)  # (B, T, O), (B, T, S)
         else:
-            step_features, step_attn = [], []
+            step_features: List[Tensor] = []
+            step_attn: List[Tensor] = []
             for t in range(embedded.size(1)):
                 features_t, attn_t, state = self._step(embedded[:, t : t + 1], state, memory)
                 step_features.append(features_t)
-                step_attn.append(attn_t)
+                if attn_t is not None:
+                    step_attn.append(attn_t)
             features = torch.cat(step_features, dim=1)  # (B, T, O)
-            attn = torch.cat(step_attn, dim=1) if self.attention is not None else None  # (B, T, S)
+            attn = torch.cat(step_attn, dim=1) if len(step_attn) > 0 else None  # (B, T, S)
 
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, "gru_state", state)
@@ -139,25 +156,34 @@ class GRUDecoder(FairseqIncrementalDecoder):
         return embedded.to(torch.bfloat16) if self.cpu_bf16 else embedded  # GRUs follow their input's dtype
 
     def output_layer(self, features: Tensor) -> Tensor:
-        if self.share_input_output_embed:
+        fc_out = self.fc_out
+        if fc_out is None:  # --share-decoder-input-output-embed
             return F.linear(features, self.embed_tokens.weight)  # (B, T, V)
-        return self.fc_out(features)  # (B, T, V)
+        return fc_out(features)  # (B, T, V)
 
-    def reorder_incremental_state(self, incremental_state, new_order: Tensor):
+    @torch.jit.export
+    def reorder_incremental_state(self, incremental_state: IncrementalState, new_order: Tensor):
         state = self._get_cached_state(incremental_state)
         if state is None:
             return
         source_row = state.get("source_row")
         # keys are per source sentence: a reorder among one sentence's beams leaves them as they are
         keep_keys = source_row is not None and same_sentences(source_row, new_order)
-        reordered = {
-            name: value if value is None or (keep_keys and name in ("keys", "source_row"))
-            else value.index_select(1 if name == "hidden" else 0, new_order)
-            for name, value in state.items()
-        }
+        reordered: State = {}
+        for name, value in state.items():
+            if value is None or (keep_keys and (name == "keys" or name == "source_row")):
+                reordered[name] = value
+            else:
+                reordered[name] = value.index_select(1 if name == "hidden" else 0, new_order)
         self.set_incremental_state(incremental_state, "gru_state", reordered)
 
-    def max_positions(self):
+    @torch.jit.export
+    def reorder_incremental_state_scripting(self, incremental_state: IncrementalState, new_order: Tensor):
+        """What fairseq's SequenceGenerator calls; fairseq's version walks every submodule, which TorchScript cannot,
+        and this decoder is the only one here with incremental state."""
+        self.reorder_incremental_state(incremental_state, new_order)
+
+    def max_positions(self) -> int:
         return self.max_target_positions
 
     def set_num_updates(self, num_updates):
@@ -195,44 +221,62 @@ class GRUDecoder(FairseqIncrementalDecoder):
 
     # -- recurrence ---------------------------------------------------------------------------
 
-    def _initial_state(self, encoder_out, embedded: Tensor) -> State:
+    def _initial_state(self, encoder_out: Optional[Dict[str, List[Tensor]]], embedded: Tensor) -> State:
         batch_size = embedded.size(0)
-        if encoder_out is not None and self.bridge is not None:
+        bridge = self.bridge
+        if encoder_out is not None and bridge is not None:
             encoder_final = encoder_out["encoder_final"][0]  # (B, F)
-            bridged = torch.tanh(self.bridge(encoder_final))  # (B, L * H)
+            bridged = torch.tanh(bridge(encoder_final))  # (B, L * H)
             hidden = bridged.view(batch_size, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
         else:
             hidden = embedded.new_zeros(self.num_layers, batch_size, self.hidden_size)  # (L, B, H)
         state: State = {"hidden": hidden}  # (L, B, H)
         if self.input_feeding:
             state["input_feed"] = embedded.new_zeros(batch_size, 1, self.output_proj.out_features)  # (B, 1, O)
-        if self.attention is not None and self.attention.projects_keys:
-            state["keys"] = self.attention.project_keys(encoder_out["encoder_out"][0])  # (B, S, A), once per sentence
-            if "source_row" in encoder_out:
-                state["source_row"] = encoder_out["source_row"][0]  # (B,)
+        attention = self.attention
+        if attention is not None and encoder_out is not None:
+            if attention.projects_keys:
+                state["keys"] = attention.project_keys(encoder_out["encoder_out"][0])  # (B, S, A), once per sentence
+                if "source_row" in encoder_out:
+                    state["source_row"] = encoder_out["source_row"][0]  # (B,)
         return state
 
-    def _memory(self, encoder_out, state: State):
-        """(keys, values, padding mask) for attention, or Nones without attention."""
-        if self.attention is None or encoder_out is None:
-            return None, None, None
+    def _memory(self, encoder_out: Optional[Dict[str, List[Tensor]]], state: State) -> Optional[Memory]:
+        """(keys, values, padding mask) for attention, or None without attention."""
+        attention = self.attention
+        if attention is None or encoder_out is None:
+            return None
         values = encoder_out["encoder_out"][0]  # (B, S, C)
-        keys = state["keys"] if self.attention.projects_keys else values  # (B, S, A)
+        keys = values  # (B, S, C)
+        if attention.projects_keys:
+            projected = state["keys"]  # (B, S, A)
+            assert projected is not None
+            keys = projected
         encoder_padding_mask = encoder_out["encoder_padding_mask"][0]  # (B, S)
         return keys, values, encoder_padding_mask
 
-    def _step(self, embedded: Tensor, state: State, memory) -> Tuple[Tensor, Optional[Tensor], State]:
+    def _step(self, embedded: Tensor, state: State, memory: Optional[Memory]) -> Tuple[Tensor, Optional[Tensor], State]:
         """One or more decoder steps; T > 1 only where the order runs whole targets."""
-        feature_input, attn, hidden = self.order(embedded, state["hidden"], state.get("input_feed"), memory,
-                                                 self.rnn, self.attention, self.dropout_out_module)  # (B, T, ·)
+        hidden = state["hidden"]  # (L, B, H)
+        assert hidden is not None
+        feature_input, attn, hidden = self.order_step(embedded, hidden, state.get("input_feed"), memory)  # (B, T, ·)
         features = self.dropout_out_module(torch.tanh(self.output_proj(feature_input)))  # (B, T, O)
-        new_state: State = dict(state)
+        new_state: State = state.copy()
         new_state["hidden"] = hidden  # (L, B, H)
         if self.input_feeding:
             new_state["input_feed"] = features  # (B, 1, O)
         return features, attn, new_state
 
-    def _get_cached_state(self, incremental_state) -> Optional[State]:
+    def order_step(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor],
+                   memory: Optional[Memory]) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        """The order's step around this decoder's GRU -> feature input (B, T, ·), attention (B, T, S), states (L, B, H)
+        (called directly by tests/test_decoder_orders.py)."""
+        rnn_input, context, attn = self.order.before_rnn(embedded, hidden, input_feed, memory, self.attention)
+        rnn_out, hidden = self.rnn(rnn_input, hidden)  # (B, T, H), (L, B, H)
+        return self.order.after_rnn(embedded, rnn_out, hidden, context, attn, memory, self.attention,
+                                    self.dropout_out_module)
+
+    def _get_cached_state(self, incremental_state: Optional[IncrementalState]) -> Optional[State]:
         if incremental_state is None:
             return None
         return self.get_incremental_state(incremental_state, "gru_state")

@@ -1,14 +1,19 @@
 """Decoder orders: where attention sits relative to the GRU step, one small class each.
 
 The decoder holds one order, as it holds one attention score, and never asks which one it is. An order
-knows two widths (what the GRU reads, what the output layer reads) and runs a step::
+knows two widths (what the GRU reads, what the output layer reads) and the two halves of a step around the
+decoder's GRU::
 
-    feature_input, attn, hidden = order(embedded, hidden, input_feed, memory, rnn, attention, dropout)
+    rnn_input, context, attn = order.before_rnn(embedded, hidden, input_feed, memory, attention)
+    rnn_out, hidden = rnn(rnn_input, hidden)                                  # the decoder's GRU
+    feature_input, attn, hidden = order.after_rnn(embedded, rnn_out, hidden, context, attn, memory, attention, dropout)
 
-The GRU, the attention score and the dropout stay the decoder's (their parameter names are the
-checkpoint's); an order that needs weights of its own registers them itself (built like the decoder's GRU:
-``layer_norm`` is the decoder's ``--decoder-layer-norm``). ``memory`` is
-``(keys, values, encoder_padding_mask)``, or three Nones without attention.
+(``GRUDecoder.order_step``). The GRU, the attention score and the dropout stay the decoder's (their parameter names
+are the checkpoint's); an order that needs weights of its own registers them itself (built like the decoder's GRU:
+``layer_norm`` is the decoder's ``--decoder-layer-norm``). Why two halves: TorchScript passes modules to a method
+only as module interfaces (``AttentionModule``, ``DropoutModule`` below), and ``nn.GRU`` has no scriptable
+``forward`` to type one by, so the decoder calls its GRU between the halves. ``memory`` is
+``(keys, values, encoder_padding_mask)``, or None without attention.
 """
 from typing import Optional, Tuple
 
@@ -17,6 +22,26 @@ import torch.nn as nn
 from torch import Tensor
 
 from .recurrent import build_rnn
+
+#: (keys (B, S, A), values (B, S, C), encoder_padding_mask (B, S)): what attention reads, once per sentence
+Memory = Tuple[Tensor, Tensor, Tensor]
+
+
+@torch.jit.interface
+class AttentionModule(nn.Module):
+    """Any attention score (models/attention.py), as TorchScript types a module argument."""
+
+    def forward(self, queries: Tensor, keys: Tensor, values: Tensor,
+                encoder_padding_mask: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        pass
+
+
+@torch.jit.interface
+class DropoutModule(nn.Module):
+    """fairseq's FairseqDropout, as TorchScript types a module argument."""
+
+    def forward(self, x: Tensor, inplace: bool) -> Tensor:
+        pass
 
 
 class DecoderOrder(nn.Module):
@@ -36,9 +61,23 @@ class DecoderOrder(nn.Module):
         #: all target steps may go through the GRU in one call: nothing but the GRU carries a step to the next
         self.runs_whole_target = runs_whole_target
 
-    def forward(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor], memory, rnn: nn.GRU,
-                attention: Optional[nn.Module], dropout: nn.Module) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+    def before_rnn(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor], memory: Optional[Memory],
+                   attention: Optional[AttentionModule]) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """The GRU's input (B, T, I); the context and attention weights when attention comes first, else Nones."""
         raise NotImplementedError
+
+    def after_rnn(self, embedded: Tensor, rnn_out: Tensor, hidden: Tensor, context: Optional[Tensor],
+                  attn: Optional[Tensor], memory: Optional[Memory], attention: Optional[AttentionModule],
+                  dropout: DropoutModule) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        """From the GRU's outputs (B, T, H) and states (L, B, H): feature input (B, T, ·), attention, states."""
+        raise NotImplementedError
+
+
+def attend(query: Tensor, memory: Optional[Memory], attention: Optional[AttentionModule]) -> Tuple[Tensor, Tensor]:
+    """``attention`` of ``query`` (B, T, H) over ``memory``: context (B, T, C) and weights (B, T, S)."""
+    assert attention is not None and memory is not None, "this decoder order needs attention"
+    keys, values, encoder_padding_mask = memory
+    return attention.forward(query, keys, values, encoder_padding_mask)
 
 
 class LuongOrder(DecoderOrder):
@@ -56,13 +95,18 @@ class LuongOrder(DecoderOrder):
         super().__init__(rnn_input_dim=embed_dim + (feed_dim if input_feeding else 0),
                          feature_input_dim=hidden_size + context_dim, runs_whole_target=not input_feeding)
 
-    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
+    def before_rnn(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor], memory: Optional[Memory],
+                   attention: Optional[AttentionModule]) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         rnn_input = embedded if input_feed is None else torch.cat([embedded, input_feed], dim=-1)  # (B, T, E [+ O])
-        rnn_out, hidden = rnn(rnn_input, hidden)  # (B, T, H), (L, B, H)
-        rnn_out = dropout(rnn_out)
+        return rnn_input, None, None
+
+    def after_rnn(self, embedded: Tensor, rnn_out: Tensor, hidden: Tensor, context: Optional[Tensor],
+                  attn: Optional[Tensor], memory: Optional[Memory], attention: Optional[AttentionModule],
+                  dropout: DropoutModule) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        rnn_out = dropout.forward(rnn_out, inplace=False)  # (B, T, H)
         if attention is None:
             return rnn_out, None, hidden  # (B, T, H)
-        context, attn = attention(rnn_out, *memory)  # (B, T, C), (B, T, S)
+        context, attn = attend(rnn_out, memory, attention)  # (B, T, C), (B, T, S)
         return torch.cat([rnn_out, context], dim=-1), attn, hidden  # (B, T, H + C)
 
 
@@ -83,11 +127,17 @@ class BahdanauOrder(DecoderOrder):
         super().__init__(rnn_input_dim=embed_dim + context_dim,
                          feature_input_dim=hidden_size + context_dim + embed_dim, runs_whole_target=False)
 
-    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
+    def before_rnn(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor], memory: Optional[Memory],
+                   attention: Optional[AttentionModule]) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         query = hidden[-1].unsqueeze(1)  # (B, 1, H): the previous top-layer state
-        context, attn = attention(query, *memory)  # (B, 1, C), (B, 1, S)
-        rnn_out, hidden = rnn(torch.cat([embedded, context], dim=-1), hidden)  # (B, 1, H), (L, B, H)
-        rnn_out = dropout(rnn_out)
+        context, attn = attend(query, memory, attention)  # (B, 1, C), (B, 1, S)
+        return torch.cat([embedded, context], dim=-1), context, attn  # (B, 1, E + C)
+
+    def after_rnn(self, embedded: Tensor, rnn_out: Tensor, hidden: Tensor, context: Optional[Tensor],
+                  attn: Optional[Tensor], memory: Optional[Memory], attention: Optional[AttentionModule],
+                  dropout: DropoutModule) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        assert context is not None  # before_rnn's
+        rnn_out = dropout.forward(rnn_out, inplace=False)  # (B, 1, H)
         return torch.cat([rnn_out, context, embedded], dim=-1), attn, hidden  # (B, 1, H + C + E)
 
 
@@ -111,12 +161,18 @@ class ConditionalGRUOrder(DecoderOrder):
                          runs_whole_target=False)
         self.context_gru = build_rnn(context_dim, hidden_size, 1, False, 0.0, layer_norm)  # GRU2, one layer
 
-    def forward(self, embedded, hidden, input_feed, memory, rnn, attention, dropout):
-        rnn_out, hidden = rnn(embedded, hidden)  # (B, 1, H): s'_t, (L, B, H)
-        context, attn = attention(rnn_out, *memory)  # (B, 1, C), (B, 1, S)
+    def before_rnn(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor], memory: Optional[Memory],
+                   attention: Optional[AttentionModule]) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        return embedded, None, None  # (B, 1, E): GRU1 reads the embedding only
+
+    def after_rnn(self, embedded: Tensor, rnn_out: Tensor, hidden: Tensor, context: Optional[Tensor],
+                  attn: Optional[Tensor], memory: Optional[Memory], attention: Optional[AttentionModule],
+                  dropout: DropoutModule) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        context, attn = attend(rnn_out, memory, attention)  # (B, 1, C), (B, 1, S): rnn_out is s'_t
         state, top = self.context_gru(context, hidden[-1:].contiguous())  # (B, 1, H), (1, B, H): s_t = GRU2(c_t, s'_t)
         hidden = torch.cat([hidden[:-1], top], dim=0)  # (L, B, H): the top layer carries s_t on
-        return torch.cat([dropout(state), embedded, context], dim=-1), attn, hidden  # (B, 1, H + E + C)
+        features = torch.cat([dropout.forward(state, inplace=False), embedded, context], dim=-1)  # (B, 1, H + E + C)
+        return features, attn, hidden
 
 
 #: ``--decoder-style`` -> its class

@@ -1,5 +1,5 @@
 """GRU encoder over packed sequences, independent of how the batch is padded."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,6 +20,8 @@ class GRUEncoder(FairseqEncoder):
     the recurrence (a packed ``nn.GRU``, or in fp32 CPU training ``gru.run_gru``, which gives the same
     values with a cheaper backward): a sentence gives the same result padded left, right or not at all.
     """
+
+    __constants__ = ["rnn_takes_lengths"]  # TorchScript compiles only the recurrence this encoder has
 
     def __init__(
         self,
@@ -44,6 +46,8 @@ class GRUEncoder(FairseqEncoder):
         # nn.GRU at the defaults (checkpoints and speed paths as before); DeepGRU with layer norm or deep transition
         self.rnn = build_rnn(embed_tokens.embedding_dim, hidden_size, num_layers, bidirectional,
                              dropout_out if num_layers > 1 else 0.0, layer_norm, transition_depth)
+        #: DeepGRU takes the lengths itself; nn.GRU needs them packed (a constant, so TorchScript compiles one path)
+        self.rnn_takes_lengths = isinstance(self.rnn, DeepGRU)
         self.num_layers = num_layers
         self.num_directions = 2 if bidirectional else 1
         self.hidden_size = hidden_size
@@ -56,22 +60,30 @@ class GRUEncoder(FairseqEncoder):
         self.max_source_positions = max_source_positions
         self.cpu_bf16 = cpu_bf16
 
-    def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **kwargs):
+    def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None) -> Dict[str, List[Tensor]]:
+        """``src_lengths`` is not read: the padding mask says where each sentence is, on either side."""
+        if torch.jit.is_scripting():  # inference only: no autocast context
+            return self._encode(src_tokens)
         with cpu_bf16_autocast(self.cpu_bf16):
             return self._encode(src_tokens)
 
-    def _encode(self, src_tokens: Tensor):
+    @torch.jit.export
+    def forward_torchscript(self, net_input: Dict[str, Tensor]) -> Dict[str, List[Tensor]]:
+        """What fairseq's SequenceGenerator calls (``net_input`` of a batch); exported for the scripted model."""
+        return self.forward(net_input["src_tokens"], net_input["src_lengths"])
+
+    def _encode(self, src_tokens: Tensor) -> Dict[str, List[Tensor]]:
         batch_size, src_len = src_tokens.shape
         encoder_padding_mask = src_tokens.eq(self.padding_idx)  # (B, S)
         lengths = src_len - encoder_padding_mask.sum(dim=1)  # (B,)
         has_padding = bool(encoder_padding_mask.any())
 
+        right_order: Optional[Tensor] = None  # (B, S): where each right-padded position comes from, if padded
+        tokens = src_tokens
         if has_padding:
             # a stable sort of the pad flags moves each row's tokens to the front, order kept
             right_order = torch.argsort(encoder_padding_mask.to(torch.int8), dim=1, stable=True)  # (B, S)
             tokens = src_tokens.gather(1, right_order)  # (B, S), right-padded
-        else:
-            tokens = src_tokens
 
         x = self.dropout_in_module(self.embed_tokens(tokens))  # (B, S, E)
         if self.cpu_bf16:
@@ -81,7 +93,7 @@ class GRUEncoder(FairseqEncoder):
         outs = self.dropout_out_module(outs)  # (B, S, D * H)
         if self.output_proj is not None:
             outs = self.output_proj(outs)  # (B, S, C)
-        if has_padding:
+        if right_order is not None:
             # back to the caller's layout; padding positions hold zeros (and get zero attention)
             index = right_order.unsqueeze(-1).expand_as(outs)  # (B, S, C)
             outs = torch.zeros_like(outs).scatter(1, index, outs)  # (B, S, C)
@@ -97,23 +109,34 @@ class GRUEncoder(FairseqEncoder):
             "source_row": [torch.arange(batch_size, device=src_tokens.device)],  # (B,)
         }
 
-    def _run_rnn(self, x: Tensor, lengths: Optional[Tensor]):
+    def _run_rnn(self, x: Tensor, lengths: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """Right-padded x (B, S, E) -> outputs (B, S, D * H), zeros past each length, and final states."""
-        if isinstance(self.rnn, DeepGRU):
-            return self.rnn(x, lengths=lengths)  # (B, S, D * H), (L * D, B, H): takes lengths itself
+        if self.rnn_takes_lengths:
+            return self.rnn(x, lengths=lengths)  # (B, S, D * H), (L * D, B, H): DeepGRU takes lengths itself
+        else:
+            return self._run_nn_gru(x, lengths)
+
+    def _run_nn_gru(self, x: Tensor, lengths: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """``_run_rnn`` for an nn.GRU: packed, or in fp32 CPU training ``gru.run_gru``."""
         if lengths is None:
             return self.rnn(x)  # (B, S, D * H), (L * D, B, H)
-        if recurrence_function_applies(self.rnn, x):  # training: nn.GRU's packed backward is quadratic
-            sorted_lengths, order = lengths.sort(descending=True, stable=True)  # (B,): running rows form a prefix
-            if bool((order == torch.arange(order.numel())).all()):  # fairseq's collater sorts already
-                return run_gru(self.rnn, x, lengths=lengths)
-            outs, final_hiddens = run_gru(self.rnn, x.index_select(0, order), lengths=sorted_lengths)
-            inverse = torch.argsort(order)  # (B,)
-            return outs.index_select(0, inverse), final_hiddens.index_select(1, inverse)
+        if not torch.jit.is_scripting():
+            if recurrence_function_applies(self.rnn, x):  # training: nn.GRU's packed backward is quadratic
+                return self._run_gru_for_training(x, lengths)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_outs, final_hiddens = self.rnn(packed)  # final: (L * D, B, H)
         outs, _ = nn.utils.rnn.pad_packed_sequence(packed_outs, batch_first=True, total_length=x.size(1))
         return outs, final_hiddens
+
+    @torch.jit.unused
+    def _run_gru_for_training(self, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """``gru.run_gru`` over rows sorted longest first: the packed nn.GRU's values with a cheaper backward."""
+        sorted_lengths, order = lengths.sort(descending=True, stable=True)  # (B,): running rows form a prefix
+        if bool((order == torch.arange(order.numel())).all()):  # fairseq's collater sorts already
+            return run_gru(self.rnn, x, lengths=lengths)
+        outs, final_hiddens = run_gru(self.rnn, x.index_select(0, order), lengths=sorted_lengths)
+        inverse = torch.argsort(order)  # (B,)
+        return outs.index_select(0, inverse), final_hiddens.index_select(1, inverse)
 
     @torch.jit.export
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
@@ -124,7 +147,7 @@ class GRUEncoder(FairseqEncoder):
             return encoder_out
         return {key: [value[0].index_select(0, new_order)] for key, value in encoder_out.items()}
 
-    def max_positions(self):
+    def max_positions(self) -> int:
         return self.max_source_positions
 
 

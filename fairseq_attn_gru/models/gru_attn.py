@@ -1,8 +1,11 @@
 """``--arch gru_attn``: the model fairseq builds from ``GRUAttnConfig``, and its named architectures."""
 import weakref
+from typing import Dict, List, Optional, Tuple
 
+import torch
 from fairseq.models import FairseqEncoderDecoderModel, register_model, register_model_architecture
 from fairseq.utils import safe_getattr
+from torch import Tensor
 
 from .attention import build_attention
 from .config import NAMED_ARCHITECTURES, GRUAttnConfig, base_architecture, validate_config
@@ -24,6 +27,32 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
         GRUAttnModel.live_instances.add(self)
         #: ``--int8``: quantize to int8 once the checkpoint's weights are loaded (inference/int8.py)
         self.int8 = False
+
+    # -- the forward pass, explicit for TorchScript (fairseq's takes **kwargs) --------------------------------------
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor, prev_output_tokens: Tensor,
+                features_only: bool = False) -> Tuple[Tensor, Dict[str, List[Optional[Tensor]]]]:
+        encoder_out = self.encoder(src_tokens, src_lengths=src_lengths)
+        return self.decoder(prev_output_tokens, encoder_out=encoder_out, features_only=features_only)
+
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` calls this first: refuse, in one line, what the scripted model cannot run."""
+        if self.encoder.cpu_bf16:
+            from ..errors import UserError
+
+            raise UserError("--cpu-bf16 runs the model under torch.autocast, which TorchScript cannot enter; its "
+                            "weights are fp32: script it with cpu_bf16 off (scripts/export_torchscript.py --fp32)")
+        return self
+
+    @torch.jit.export
+    def get_normalized_probs(self, net_output: Tuple[Tensor, Optional[Dict[str, List[Optional[Tensor]]]]],
+                             log_probs: bool, sample: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        """fairseq's, exported so that SequenceGenerator can call it on the scripted model."""
+        return self.get_normalized_probs_scriptable(net_output, log_probs, sample)
+
+    @torch.jit.export
+    def max_decoder_positions(self) -> int:
+        return self.decoder.max_positions()
 
     # -- int8 inference (fairseq_attn_gru/inference/int8.py): a load-time step, never training ----------------
 

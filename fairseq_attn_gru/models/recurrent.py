@@ -30,11 +30,12 @@ step t are a prefix of the batch; a reverse direction runs forward over each row
 Outputs are zero past each row's length and final states are each row's last real step, as for a packed nn.GRU.
 
 Invariant: the fast path (``_DeepTransition``) and the plain autograd path (``_plain_layer``, used under autocast,
-which the hand-written backward does not follow) compute the same function; tests/test_recurrent.py checks both
-against a per-step float64 reference written from the equations above.
+which the hand-written backward does not follow, and in TorchScript, which cannot compile an autograd Function)
+compute the same function; tests/test_recurrent.py checks both against a per-step float64 reference written from the
+equations above, tests/test_scripting.py the scripted model against the eager one.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -162,23 +163,39 @@ class _DeepTransition(torch.autograd.Function):
         return (grad_inputs[0], grad_h, None, *grads)
 
 
-def _plain_layer(input_gates: Tensor, h0: Tensor, lengths: Optional[Tensor],
-                 params: Sequence[Optional[Tensor]]) -> Tensor:
-    """``_DeepTransition`` through autograd, one step at a time (for autocast): (T, B, 3H) -> outputs (T, B, H)."""
-    outputs, h = [], h0  # h: (B, H)
+def _plain_layer(input_gates: Tensor, h0: Tensor, lengths: Optional[Tensor], params: List[Optional[Tensor]],
+                 eps: float = EPS) -> Tensor:
+    """``_DeepTransition`` through autograd, one step at a time (under autocast, and in TorchScript):
+    (T, B, 3H) -> outputs (T, B, H)."""
+    outputs: List[Tensor] = []
+    h = h0  # (B, H)
     for t in range(input_gates.size(0)):
         running = h.new_ones(h.size(0), 1) if lengths is None else (lengths > t).to(h.dtype).unsqueeze(1)  # (B, 1)
         state = h
         for j in range(len(params) // 4):
-            bias_i, weight_h, bias_h, gain_h = params[4 * j : 4 * j + 4]
+            bias_i, weight_h, bias_h, gain_h = params[4 * j], params[4 * j + 1], params[4 * j + 2], params[4 * j + 3]
+            assert weight_h is not None and bias_h is not None
             if gain_h is None:
                 hidden_gates = F.linear(state, weight_h, bias_h)  # (B, 3H)
             else:
-                hidden_gates = F.layer_norm(F.linear(state, weight_h), (weight_h.size(0),), gain_h, bias_h, EPS)
-            state = _gru_update(input_gates[t] if j == 0 else bias_i, hidden_gates, state)  # (B, H)
+                hidden_gates = F.layer_norm(F.linear(state, weight_h), [weight_h.size(0)], gain_h, bias_h, eps)
+            input_j = input_gates[t]  # (B, 3H): a^1
+            if j > 0:
+                assert bias_i is not None
+                input_j = bias_i  # (3H,): a^j = b_i^j
+            state = _gru_update(input_j, hidden_gates, state)  # (B, H)
         h = h + running * (state.to(h.dtype) - h)  # (B, H): rows past their length keep their state
         outputs.append(state * running)  # (B, H)
     return torch.stack(outputs, dim=0)  # (T, B, H)
+
+
+def _input_gates(x: Tensor, params: List[Optional[Tensor]], eps: float = EPS) -> Tensor:
+    """a^1 for all steps at once: x (T, B, I) -> (T, B, 3H), from ``DeepGRU._direction_params``' W_i, b_i, g_i."""
+    weight, bias, gain = params[0], params[1], params[2]
+    assert weight is not None
+    if gain is None:
+        return F.linear(x, weight, bias)  # (T, B, 3H)
+    return F.layer_norm(F.linear(x, weight), [weight.size(0)], gain, bias, eps)  # (T, B, 3H)
 
 
 def _flip_rows(x: Tensor, lengths: Tensor) -> Tensor:
@@ -204,6 +221,9 @@ class DeepGRU(nn.Module):
     ``weight_hh``, ``bias_ih``, ``bias_hh`` for transition 1; ``layer_norm_ih``, ``layer_norm_hh`` (gains);
     ``bias_ih``, ``weight_hh``, ``bias_hh``, ``layer_norm_hh`` with a ``_t{j}`` tail for transition j ≥ 2.
     """
+
+    #: what TorchScript reads instead of the named parameters (``__prepare_scriptable__``)
+    scripted_params: List[List[Optional[Tensor]]]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, layer_norm: bool = False, transition_depth: int = 1):
@@ -246,26 +266,38 @@ class DeepGRU(nn.Module):
     def _suffixes(self, layer: int) -> List[str]:
         return [f"l{layer}"] + ([f"l{layer}_reverse"] if self.bidirectional else [])
 
-    def _transition_params(self, suffix: str) -> List[Optional[Tensor]]:
-        """Four per transition, as ``_DeepTransition`` reads them: b_i^j (None for j = 1), W_h^j, b_h^j, g_h^j."""
-        params: List[Optional[Tensor]] = []
+    @torch.jit.unused
+    def _named_params(self, index: int) -> List[Optional[Tensor]]:
+        """Layer·direction ``index``'s parameters, looked up by name (see ``_direction_params``)."""
+        directions = 2 if self.bidirectional else 1
+        suffix = self._suffixes(index // directions)[index % directions]
+        gain_i = getattr(self, f"layer_norm_ih_{suffix}") if self.layer_norm else None
+        params: List[Optional[Tensor]] = [getattr(self, f"weight_ih_{suffix}"), getattr(self, f"bias_ih_{suffix}"),
+                                          gain_i]
         for j in range(1, self.transition_depth + 1):
             tail = "" if j == 1 else f"_t{j}"
-            gain = getattr(self, f"layer_norm_hh_{suffix}{tail}") if self.layer_norm else None
+            gain_h = getattr(self, f"layer_norm_hh_{suffix}{tail}") if self.layer_norm else None
             params += [None if j == 1 else getattr(self, f"bias_ih_{suffix}{tail}"),
-                       getattr(self, f"weight_hh_{suffix}{tail}"), getattr(self, f"bias_hh_{suffix}{tail}"), gain]
+                       getattr(self, f"weight_hh_{suffix}{tail}"), getattr(self, f"bias_hh_{suffix}{tail}"), gain_h]
         return params
 
-    def _input_gates(self, x: Tensor, suffix: str) -> Tensor:
-        """a^1 for all steps at once: x (T, B, I) -> (T, B, 3H)."""
-        weight, bias = getattr(self, f"weight_ih_{suffix}"), getattr(self, f"bias_ih_{suffix}")
-        if not self.layer_norm:
-            return F.linear(x, weight, bias)  # (T, B, 3H)
-        gain = getattr(self, f"layer_norm_ih_{suffix}")
-        return F.layer_norm(F.linear(x, weight), (weight.size(0),), gain, bias, EPS)  # (T, B, 3H)
+    def _direction_params(self, index: int) -> List[Optional[Tensor]]:
+        """Layer·direction ``index`` (layer × directions + direction): W_i, b_i, g_i (None without layer norm), then
+        four per transition j, as ``_DeepTransition`` reads them: b_i^j (None for j = 1), W_h^j, b_h^j, g_h^j."""
+        if torch.jit.is_scripting():
+            return self.scripted_params[index]
+        return self._named_params(index)
 
-    def forward(self, x: Tensor, hx: Optional[Tensor] = None, lengths: Optional[Tensor] = None):
-        batch, steps, _ = x.shape
+    def __prepare_scriptable__(self):
+        """TorchScript cannot look a parameter up by a computed name: it reads them from a list made here, at
+        ``torch.jit.script`` time (the parameters themselves, so the scripted module shares them)."""
+        directions = 2 if self.bidirectional else 1
+        self.scripted_params = [self._named_params(index) for index in range(self.num_layers * directions)]
+        return self
+
+    def forward(self, x: Tensor, hx: Optional[Tensor] = None,
+                lengths: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        batch = x.size(0)
         directions = 2 if self.bidirectional else 1
         if hx is None:
             hx = x.new_zeros(self.num_layers * directions, batch, self.hidden_size)  # (L·D, B, H)
@@ -284,39 +316,51 @@ class DeepGRU(nn.Module):
             outputs, finals = outputs.index_select(0, inverse), finals.index_select(1, inverse)
         return outputs, finals
 
-    def _run_sorted(self, x: Tensor, hx: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    def _run_sorted(self, x: Tensor, hx: Tensor, lengths: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         """x (T, B, I) with lengths sorted longest first (None: all T) -> outputs (T, B, D·H), finals (L·D, B, H)."""
-        steps, batch = x.shape[:2]
+        steps, batch = x.size(0), x.size(1)
         directions = 2 if self.bidirectional else 1
-        fast = fast_path_applies(x)
-        full = lengths is None or bool((lengths == steps).all())
-        if full:
-            active, last_step, lengths = [batch] * steps, -1, None
-        else:
-            active = (lengths.view(1, -1) > torch.arange(steps, device=x.device).view(-1, 1)).sum(dim=1).tolist()
-            last_step = (lengths - 1, torch.arange(batch, device=x.device))  # each row's last real step
-        layer_input, finals = x, []  # (T, B, I)
+        fast = False  # TorchScript runs _plain_layer: it cannot compile an autograd Function
+        if not torch.jit.is_scripting():
+            fast = fast_path_applies(x)
+        if lengths is not None and bool((lengths == steps).all()):
+            lengths = None  # full length: nothing to mask
+        active: List[int] = [batch] * steps  # rows running at each step
+        last_rows: Optional[Tensor] = None  # (B,): each row's last real step, when not all run T steps
+        row_index: Optional[Tensor] = None  # (B,)
+        if lengths is not None:
+            running = (lengths.view(1, -1) > torch.arange(steps, device=x.device).view(-1, 1)).sum(dim=1)  # (T,)
+            active = torch.jit.annotate(List[int], running.tolist())
+            last_rows, row_index = lengths - 1, torch.arange(batch, device=x.device)
+        layer_input = x  # (T, B, I)
+        finals: List[Tensor] = []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)  # as nn.GRU: between layers only
-            outputs = []
-            for direction, suffix in enumerate(self._suffixes(layer)):
+            outputs: List[Tensor] = []
+            for direction in range(directions):
                 h0 = hx[layer * directions + direction]  # (B, H)
                 source = layer_input
                 if direction == 1:
-                    source = layer_input.flip(0) if full else _flip_rows(layer_input, lengths)  # (T, B, ·)
-                input_gates = self._input_gates(source, suffix)  # (T, B, 3H)
-                params = self._transition_params(suffix)
+                    source = layer_input.flip([0]) if lengths is None else _flip_rows(layer_input, lengths)  # (T, B, ·)
+                params = self._direction_params(layer * directions + direction)
+                input_gates = _input_gates(source, params)  # (T, B, 3H)
                 if fast:
-                    out = _DeepTransition.apply(input_gates, h0, active, *params)  # (T, B, H)
+                    out = self._fast_layer(input_gates, h0, active, params[3:])  # (T, B, H)
                 else:
-                    out = _plain_layer(input_gates, h0, lengths, params)  # (T, B, H)
-                finals.append(out[last_step])  # (B, H)
+                    out = _plain_layer(input_gates, h0, lengths, params[3:])  # (T, B, H)
+                last = out[-1] if last_rows is None or row_index is None else out[last_rows, row_index]  # (B, H)
+                finals.append(last)
                 if direction == 1:
-                    out = out.flip(0) if full else _flip_rows(out, lengths)  # (T, B, H): back in time order
+                    out = out.flip([0]) if lengths is None else _flip_rows(out, lengths)  # (T, B, H), in time order
                 outputs.append(out)
             layer_input = torch.cat(outputs, dim=2) if directions == 2 else outputs[0]  # (T, B, D·H)
         return layer_input, torch.stack(finals, dim=0)  # (T, B, D·H), (L·D, B, H)
+
+    @torch.jit.unused
+    def _fast_layer(self, input_gates: Tensor, h0: Tensor, active: List[int], params: List[Optional[Tensor]]) -> Tensor:
+        """``_DeepTransition``: an autograd Function, which TorchScript cannot compile (it runs ``_plain_layer``)."""
+        return _DeepTransition.apply(input_gates, h0, active, *params)  # (T, B, H)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
