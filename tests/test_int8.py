@@ -9,9 +9,10 @@ from conftest import USER_DIR, TinyTask, build_model, run_cli, toy_task, train_t
 from fairseq.sequence_generator import SequenceGenerator
 
 from fairseq_attn_gru import GRUAttnModel, UserError
-from fairseq_attn_gru.inference.int8 import (float_layers, int8_requested, is_int8, quantize_model, quantized_layers,
-                                             unquantizable_layers)
+from fairseq_attn_gru.inference.int8 import (Int8DeepGRU, float_layers, int8_requested, is_int8, quantize_model,
+                                             quantized_layers, unquantizable_layers)
 from fairseq_attn_gru.models.config import NAMED_ARCHITECTURES
+from fairseq_attn_gru.models.recurrent import DeepGRU
 
 ARCHS = ["gru_attn", *NAMED_ARCHITECTURES]
 SMALL = dict(encoder_embed_dim=16, encoder_hidden_size=16, decoder_embed_dim=16, decoder_hidden_size=32,
@@ -53,8 +54,10 @@ def batch(task, lengths=(5, 3, 7)):
     return {"net_input": {"src_tokens": tokens, "src_lengths": torch.tensor(lengths)}}
 
 
-#: every named architecture, and the cgru order with plain GRUs (its second nn.GRU is quantized too)
-CASES = [(arch, {}) for arch in ARCHS] + [("gru_attn_concat", {"decoder_style": "cgru"})]
+#: every named architecture, the cgru order with plain GRUs (its second nn.GRU is quantized too), and deep transition
+#: (DeepGRU without layer norm; gru_nematus has it with layer norm)
+CASES = [(arch, {}) for arch in ARCHS] + [("gru_attn_concat", {"decoder_style": "cgru"}),
+                                          ("gru_attn_dot", {"encoder_transition_depth": 2, "decoder_transition_depth": 2})]
 
 
 @pytest.mark.parametrize("arch, options", CASES, ids=[a + "".join(f"-{v}" for v in o.values()) for a, o in CASES])
@@ -63,10 +66,7 @@ def test_every_architecture_quantizes_after_loading_and_decodes_incrementally(ar
     fp32 = build_model(arch, task, dropout=0.0, **sizes(arch), **options).eval()
     int8 = build_model(arch, task, dropout=0.0, int8=True, **sizes(arch), **options)
     assert not is_int8(int8)  # built in fp32: the checkpoint's weights go in first
-    if unquantizable_layers(fp32):  # e.g. gru_nematus's layer-normalised DeepGRU: refused, never left fp32
-        with pytest.raises(UserError, match="would stay fp32, so int8 is refused"):
-            int8.load_state_dict(fp32.state_dict())
-        return
+    assert unquantizable_layers(fp32) == []  # DeepGRU (gru_nematus's layer-normalised GRUs) included
     int8.load_state_dict(fp32.state_dict())
     assert is_int8(int8) and not int8.training and float_layers(int8) == []
     layers = quantized_layers(int8)
@@ -74,6 +74,9 @@ def test_every_architecture_quantizes_after_loading_and_decodes_incrementally(ar
     attention = {"GeneralAttention": {"decoder.attention.key_proj"},
                  "ConcatAttention": {"decoder.attention.query_proj", "decoder.attention.key_proj", "decoder.attention.v"}}
     assert attention.get(type(int8.decoder.attention).__name__, set()) <= set(layers)
+    deep_grus = [name for name, module in fp32.named_modules() if isinstance(module, DeepGRU)]
+    assert all(isinstance(int8.get_submodule(name), Int8DeepGRU) for name in deep_grus)
+    assert not any(p.dim() >= 2 for name in deep_grus for p in int8.get_submodule(name).parameters(recurse=False))
 
     sample = batch(task)
     dictionary = task.target_dictionary

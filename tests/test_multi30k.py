@@ -86,7 +86,7 @@ def test_train_evaluate_and_results_end_to_end(work, tmp_path):
     val = results["checkpoint"]["val_sacrebleu"]
     assert set(val) == {"checkpoint_best.pt", "checkpoint_avg2.pt"}
     assert results["checkpoint"]["chosen"] == max(val, key=val.get)
-    assert results["arch"] == "gru_attn_iwslt_de_en" and results["comparison"] == {}
+    assert results["arch"] == "gru_nematus" and results["comparison"] == {}
     assert all(isinstance(flag, str) for flag in results["train_flags"]) and "--eval-bleu" in results["train_flags"]
     assert isinstance(results["train_minutes"], (int, float)) and 0 < results["train_minutes"] < 5
     for test_set in ("test_2016_flickr", "test_2017_flickr"):

@@ -203,8 +203,9 @@ def test_transition_depth_below_one_is_refused(flag):
 def test_cpu_bf16_runs_the_plain_path_and_trains(monkeypatch):
     """Under --cpu-bf16 the hand-written backward would not follow autocast: the plain autograd path runs."""
     plain_calls = []
-    plain_layer = recurrent._plain_layer
-    monkeypatch.setattr(recurrent, "_plain_layer", lambda *args: plain_calls.append(1) or plain_layer(*args))
+    plain_layer = recurrent.DeepGRU._plain_layer
+    monkeypatch.setattr(recurrent.DeepGRU, "_plain_layer",
+                        lambda *args: plain_calls.append(1) or plain_layer(*args))
     overrides = dict(encoder_layer_norm=True, decoder_layer_norm=True, encoder_transition_depth=2,
                      decoder_transition_depth=2)
     model = build_model("gru_attn_concat", **overrides)

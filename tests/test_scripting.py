@@ -241,8 +241,8 @@ def test_export_script_writes_a_file_torch_jit_load_runs(checkpoints, tmp_path):
 def test_export_refuses_bad_input_in_one_line(checkpoints, tmp_path):
     missing = run_cli(REPO / "scripts" / "export_torchscript.py", tmp_path / "nope.pt", tmp_path / "m.ts", check=False)
     one_line_error(missing, f"checkpoint {str(tmp_path / 'nope.pt')!r} does not exist")
-    # int8 covers nn.GRU and nn.Linear only: a layer-normalised GRU would stay fp32
-    with pytest.raises(UserError, match="int8 is refused for this model"):
+    # int8 runs a layer-normalised GRU in eager mode only
+    with pytest.raises(UserError, match="runs int8 in eager mode only"):
         torchscript.export(checkpoints["nematus_like"], tmp_path / "m.ts", int8=True)
     # --cpu-bf16 (here: the dot checkpoint's config switched to it) needs --fp32
     state = torch.load(checkpoints["dot"], weights_only=False)

@@ -2,13 +2,13 @@
 
 Weights of every ``nn.GRU``, ``nn.GRUCell`` and ``nn.Linear`` (encoder GRU and output projection, the decoder's bridge, GRU,
 attention projections, output feature and vocabulary projections) become int8; activations are quantized per
-batch on the fly. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix).
+batch on the fly. A layer-normalised or deep-transition GRU (``DeepGRU``, models/recurrent.py) becomes an
+:class:`Int8DeepGRU`: its weight matrices are int8 Linear layers, its biases and layer-norm gains stay fp32. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix).
 Nothing changes in training or in checkpoints: the model is built and loaded in fp32 as always, then quantized in
 place (``GRUAttnModel.load_state_dict`` calls :func:`quantize_model` when the config says ``int8``).
 
 Refusals, each one line (:class:`UserError`): a PyTorch build without a quantized engine, a model with a weight
-matrix outside those types (the layer-normalised/deep-transition GRU of ``--encoder-layer-norm`` and co.), a model
-on an accelerator, ``--cpu-bf16`` together with int8, and training (``model.train()``) a quantized model.
+matrix outside those types, a model on an accelerator, ``--cpu-bf16`` together with int8, and training (``model.train()``) a quantized model.
 """
 import logging
 import warnings
@@ -16,8 +16,10 @@ from typing import List
 
 import torch
 import torch.nn as nn
+from torch import Tensor
 
 from ..errors import UserError
+from ..models.recurrent import DeepGRU
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,45 @@ logger = logging.getLogger(__name__)
 QUANTIZED_TYPES = (nn.GRU, nn.GRUCell, nn.Linear)
 #: engines that run dynamic int8 GRU and Linear
 INT8_ENGINES = ("x86", "fbgemm", "onednn", "qnnpack")
+
+
+class Int8DeepGRU(DeepGRU):
+    """``DeepGRU`` for int8 inference: each weight matrix (W_i and W_h^j of every layer and direction) is a dynamically
+    quantized ``Linear`` in ``int8_linears``, which ``_linear`` multiplies by; biases and layer-norm gains stay fp32
+    parameters under their names. The step loop is the plain one (the hand-written backward is training's).
+    Eager only: TorchScript cannot index ``int8_linears`` by a computed position (inference/torchscript.py refuses)."""
+
+    @classmethod
+    def from_float(cls, float_gru: DeepGRU) -> "Int8DeepGRU":
+        from torch.ao.nn.quantized import dynamic as nnqd
+        from torch.ao.quantization import default_dynamic_qconfig
+
+        int8 = cls.__new__(cls)
+        nn.Module.__init__(int8)
+        for name in ("input_size", "hidden_size", "num_layers", "bidirectional", "dropout", "layer_norm",
+                     "transition_depth", "batch_first"):
+            setattr(int8, name, getattr(float_gru, name))
+        linears = []
+        for index in range(int8.num_layers * (2 if int8.bidirectional else 1)):
+            params = float_gru._named_params(index)
+            for weight in [params[0]] + params[4::4]:  # W_i, then W_h^j of each transition j
+                linear = nn.Linear(weight.size(1), weight.size(0), bias=False)
+                linear.weight, linear.qconfig = weight, default_dynamic_qconfig
+                linears.append(nnqd.Linear.from_float(linear))
+        int8.int8_linears = nn.ModuleList(linears)
+        for name, parameter in float_gru.named_parameters(recurse=False):
+            if parameter.dim() == 1:  # biases and gains
+                int8.register_parameter(name, parameter)
+            else:  # a weight matrix: int8_linears has it; _named_params reads None in its place
+                object.__setattr__(int8, name, None)
+        return int8.eval()
+
+    def _linear(self, x: Tensor, index: int, slot: int, weight, bias):
+        projected = self.int8_linears[index * (1 + self.transition_depth) + slot](x)  # (·, 3H)
+        return projected if bias is None else projected + bias  # (·, 3H)
+
+    def _fast_path(self, x: Tensor) -> bool:
+        return False
 
 
 def quantized_engine() -> str:
@@ -62,8 +103,11 @@ def quantize_model(model: nn.Module, cpu_bf16: bool = False) -> nn.Module:
         return model
     left_out = unquantizable_layers(model)
     if left_out:  # e.g. a recurrence of our own: its matmuls would stay fp32 under an int8 label
-        raise UserError(f"int8 quantizes nn.GRU, nn.GRUCell and nn.Linear only; {', '.join(left_out)} would stay fp32, "
-                        "so int8 is refused for this model")
+        raise UserError(f"int8 quantizes nn.GRU, nn.GRUCell, nn.Linear and DeepGRU only; {', '.join(left_out)} would "
+                        "stay fp32, so int8 is refused for this model")
+    for name, module in list(model.named_modules()):
+        if type(module) is DeepGRU:
+            model.set_submodule(name, Int8DeepGRU.from_float(module))
     from torch.ao.quantization import quantize_dynamic
 
     engine = quantized_engine()
@@ -82,11 +126,11 @@ def quantize_model(model: nn.Module, cpu_bf16: bool = False) -> nn.Module:
 
 
 def unquantizable_layers(model: nn.Module) -> List[str]:
-    """``name (Class)`` of each module with a weight matrix of its own that dynamic quantization would not convert
-    (embeddings excepted: they are lookups, and stay fp32 by design)."""
+    """``name (Class)`` of each module with a weight matrix of its own that neither dynamic quantization nor
+    :class:`Int8DeepGRU` would convert (embeddings excepted: they are lookups, and stay fp32 by design)."""
     found = []
     for name, module in model.named_modules():
-        if isinstance(module, (*QUANTIZED_TYPES, nn.Embedding)):
+        if isinstance(module, (*QUANTIZED_TYPES, nn.Embedding, DeepGRU)):
             continue
         if any(p.dim() >= 2 for p in module.parameters(recurse=False)):
             found.append(f"{name} ({type(module).__name__})")
@@ -94,15 +138,16 @@ def unquantizable_layers(model: nn.Module) -> List[str]:
 
 
 def float_layers(model: nn.Module) -> List[str]:
-    """Names of the fp32 ``nn.GRU``/``nn.Linear`` modules left in ``model`` (empty once quantized)."""
-    return [name for name, module in model.named_modules() if type(module) in QUANTIZED_TYPES]
+    """Names of the fp32 ``nn.GRU``/``nn.Linear``/``DeepGRU`` modules left in ``model`` (empty once quantized)."""
+    return [name for name, module in model.named_modules() if type(module) in (*QUANTIZED_TYPES, DeepGRU)]
 
 
 def quantized_layers(model: nn.Module) -> List[str]:
     """Names of the dynamically quantized modules in ``model``."""
     from torch.ao.nn.quantized import dynamic as nnqd
 
-    return [name for name, module in model.named_modules() if isinstance(module, (nnqd.GRU, nnqd.GRUCell, nnqd.Linear))]
+    return [name for name, module in model.named_modules()
+            if isinstance(module, (nnqd.GRU, nnqd.GRUCell, nnqd.Linear, Int8DeepGRU)) and ".int8_linears." not in name]
 
 
 def is_int8(model: nn.Module) -> bool:

@@ -10,7 +10,8 @@ refused); ``--data`` points at the data directory when it has moved since traini
 dictionaries from it; the toy task needs none).
 
 Refused in one line (``UserError``): a missing checkpoint, a checkpoint of another model, a ``--cpu-bf16`` model
-without ``--fp32``, and an int8 request that int8 cannot do (a layer-normalised or deep-transition GRU).
+without ``--fp32``, and ``--int8`` for a model with a layer-normalised or deep-transition GRU (int8 runs it in eager
+mode only: inference/int8.py's ``Int8DeepGRU``).
 """
 import argparse
 import io
@@ -47,7 +48,13 @@ def load_checkpoint(checkpoint, data: Optional[str] = None, int8: bool = False, 
         fail(f"checkpoint {str(path)!r} holds a {type(model).__name__}, not this package's gru_attn model: "
              "only GRUAttnModel checkpoints are exported")
     if int8:
+        from ..models.recurrent import DeepGRU
         from .int8 import quantize_model
+
+        if any(isinstance(module, DeepGRU) for module in model.modules()):
+            fail("--int8 export is for models of nn.GRU layers: a layer-normalised or deep-transition GRU runs int8 "
+                 "in eager mode only (fairseq-generate --model-overrides \"{'int8': True}\", the hub's int8=True); "
+                 "export this model without --int8")
 
         model.int8 = True
         quantize_model(model, cpu_bf16=model.encoder.cpu_bf16)

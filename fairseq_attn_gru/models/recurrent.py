@@ -163,41 +163,6 @@ class _DeepTransition(torch.autograd.Function):
         return (grad_inputs[0], grad_h, None, *grads)
 
 
-def _plain_layer(input_gates: Tensor, h0: Tensor, lengths: Optional[Tensor], params: List[Optional[Tensor]],
-                 eps: float = EPS) -> Tensor:
-    """``_DeepTransition`` through autograd, one step at a time (under autocast, and in TorchScript):
-    (T, B, 3H) -> outputs (T, B, H)."""
-    outputs: List[Tensor] = []
-    h = h0  # (B, H)
-    for t in range(input_gates.size(0)):
-        running = h.new_ones(h.size(0), 1) if lengths is None else (lengths > t).to(h.dtype).unsqueeze(1)  # (B, 1)
-        state = h
-        for j in range(len(params) // 4):
-            bias_i, weight_h, bias_h, gain_h = params[4 * j], params[4 * j + 1], params[4 * j + 2], params[4 * j + 3]
-            assert weight_h is not None and bias_h is not None
-            if gain_h is None:
-                hidden_gates = F.linear(state, weight_h, bias_h)  # (B, 3H)
-            else:
-                hidden_gates = F.layer_norm(F.linear(state, weight_h), [weight_h.size(0)], gain_h, bias_h, eps)
-            input_j = input_gates[t]  # (B, 3H): a^1
-            if j > 0:
-                assert bias_i is not None
-                input_j = bias_i  # (3H,): a^j = b_i^j
-            state = _gru_update(input_j, hidden_gates, state)  # (B, H)
-        h = h + running * (state.to(h.dtype) - h)  # (B, H): rows past their length keep their state
-        outputs.append(state * running)  # (B, H)
-    return torch.stack(outputs, dim=0)  # (T, B, H)
-
-
-def _input_gates(x: Tensor, params: List[Optional[Tensor]], eps: float = EPS) -> Tensor:
-    """a^1 for all steps at once: x (T, B, I) -> (T, B, 3H), from ``DeepGRU._direction_params``' W_i, b_i, g_i."""
-    weight, bias, gain = params[0], params[1], params[2]
-    assert weight is not None
-    if gain is None:
-        return F.linear(x, weight, bias)  # (T, B, 3H)
-    return F.layer_norm(F.linear(x, weight), [weight.size(0)], gain, bias, eps)  # (T, B, 3H)
-
-
 def _flip_rows(x: Tensor, lengths: Tensor) -> Tensor:
     """Reverse each row's first ``lengths[b]`` steps in place, padding untouched: x (T, B, ·) -> (T, B, ·)."""
     steps = torch.arange(x.size(0), device=x.device).unsqueeze(1)  # (T, 1)
@@ -322,7 +287,7 @@ class DeepGRU(nn.Module):
         directions = 2 if self.bidirectional else 1
         fast = False  # TorchScript runs _plain_layer: it cannot compile an autograd Function
         if not torch.jit.is_scripting():
-            fast = fast_path_applies(x)
+            fast = self._fast_path(x)
         if lengths is not None and bool((lengths == steps).all()):
             lengths = None  # full length: nothing to mask
         active: List[int] = [batch] * steps  # rows running at each step
@@ -343,12 +308,13 @@ class DeepGRU(nn.Module):
                 source = layer_input
                 if direction == 1:
                     source = layer_input.flip([0]) if lengths is None else _flip_rows(layer_input, lengths)  # (T, B, ·)
-                params = self._direction_params(layer * directions + direction)
-                input_gates = _input_gates(source, params)  # (T, B, 3H)
+                index = layer * directions + direction
+                params = self._direction_params(index)
+                input_gates = self._input_gates(source, index, params)  # (T, B, 3H)
                 if fast:
                     out = self._fast_layer(input_gates, h0, active, params[3:])  # (T, B, H)
                 else:
-                    out = _plain_layer(input_gates, h0, lengths, params[3:])  # (T, B, H)
+                    out = self._plain_layer(input_gates, h0, lengths, index, params[3:])  # (T, B, H)
                 last = out[-1] if last_rows is None or row_index is None else out[last_rows, row_index]  # (B, H)
                 finals.append(last)
                 if direction == 1:
@@ -356,6 +322,50 @@ class DeepGRU(nn.Module):
                 outputs.append(out)
             layer_input = torch.cat(outputs, dim=2) if directions == 2 else outputs[0]  # (T, B, D·H)
         return layer_input, torch.stack(finals, dim=0)  # (T, B, D·H), (L·D, B, H)
+
+    def _linear(self, x: Tensor, index: int, slot: int, weight: Optional[Tensor], bias: Optional[Tensor]) -> Tensor:
+        """x Wᵀ (+ b) with weight matrix ``slot`` of layer·direction ``index`` (0: W_i, j ≥ 1: W_h^j): the one place
+        the plain path multiplies by a weight matrix, so int8 inference (inference/int8.py) replaces only this."""
+        assert weight is not None
+        return F.linear(x, weight, bias)  # (·, 3H)
+
+    def _input_gates(self, x: Tensor, index: int, params: List[Optional[Tensor]], eps: float = EPS) -> Tensor:
+        """a^1 for all steps at once: x (T, B, I) -> (T, B, 3H), from ``_direction_params``' W_i, b_i, g_i."""
+        weight, bias, gain = params[0], params[1], params[2]
+        if gain is None:
+            return self._linear(x, index, 0, weight, bias)  # (T, B, 3H)
+        projected = self._linear(x, index, 0, weight, None)  # (T, B, 3H)
+        return F.layer_norm(projected, [projected.size(-1)], gain, bias, eps)  # (T, B, 3H)
+
+    def _plain_layer(self, input_gates: Tensor, h0: Tensor, lengths: Optional[Tensor], index: int,
+                     params: List[Optional[Tensor]], eps: float = EPS) -> Tensor:
+        """``_DeepTransition`` through autograd, one step at a time (under autocast, in TorchScript and in int8):
+        (T, B, 3H) -> outputs (T, B, H)."""
+        outputs: List[Tensor] = []
+        h = h0  # (B, H)
+        for t in range(input_gates.size(0)):
+            running = h.new_ones(h.size(0), 1) if lengths is None else (lengths > t).to(h.dtype).unsqueeze(1)  # (B, 1)
+            state = h
+            for j in range(len(params) // 4):
+                bias_i, weight_h, bias_h, gain_h = params[4 * j], params[4 * j + 1], params[4 * j + 2], params[4 * j + 3]
+                assert bias_h is not None
+                if gain_h is None:
+                    hidden_gates = self._linear(state, index, j + 1, weight_h, bias_h)  # (B, 3H)
+                else:
+                    projected = self._linear(state, index, j + 1, weight_h, None)  # (B, 3H)
+                    hidden_gates = F.layer_norm(projected, [projected.size(-1)], gain_h, bias_h, eps)  # (B, 3H)
+                input_j = input_gates[t]  # (B, 3H): a^1
+                if j > 0:
+                    assert bias_i is not None
+                    input_j = bias_i  # (3H,): a^j = b_i^j
+                state = _gru_update(input_j, hidden_gates, state)  # (B, H)
+            h = h + running * (state.to(h.dtype) - h)  # (B, H): rows past their length keep their state
+            outputs.append(state * running)  # (B, H)
+        return torch.stack(outputs, dim=0)  # (T, B, H)
+
+    def _fast_path(self, x: Tensor) -> bool:
+        """Whether ``_DeepTransition`` runs (``fast_path_applies``); int8 inference says no."""
+        return fast_path_applies(x)
 
     @torch.jit.unused
     def _fast_layer(self, input_gates: Tensor, h0: Tensor, active: List[int], params: List[Optional[Tensor]]) -> Tensor:

@@ -36,7 +36,8 @@ from ..plotting import plot_attention  # noqa: E402
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr")  # always there (prepare.py binarizes them too)
 # trained with --compare-minutes: each adds these flags to the main run's flags
 VARIANTS = {
-    "none": ["--attention-type", "none"],
+    # the conditional GRU (the recipe's gru_nematus) needs attention: without it, the Luong-order GRU decoder
+    "none": ["--attention-type", "none", "--decoder-style", "luong"],
     "dot": ["--attention-type", "dot"],
     "general": ["--attention-type", "general"],
     "concat": ["--attention-type", "concat"],
