@@ -143,6 +143,13 @@ def cmdline(pid):
         return ""
 
 
+def default_sigint():
+    """``preexec_fn`` for a child a test will Ctrl-C: SIGINT at its default action. A shell's background job (``cmd &``,
+    how a CI script may start the suite) starts with SIGINT ignored, and a child inherits that: bash could then not
+    trap it, nor Python raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_until_gone(pids, seconds, message):
     """Fail with ``message`` unless every pid has exited (or is a zombie) within ``seconds``."""
     deadline = time.time() + seconds

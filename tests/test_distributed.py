@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, USER_DIR, children_of, cmdline, kill_all, toy_task, wait_until_gone
+from conftest import REPO, USER_DIR, children_of, cmdline, default_sigint, kill_all, toy_task, wait_until_gone
 
 LAUNCHER = str(REPO / "scripts" / "train_distributed.sh")
 HELPER = f"{sys.executable} {REPO / 'tests' / 'helpers' / 'instrumented_train.py'}"
@@ -130,7 +130,7 @@ def test_no_rank_outlives_the_launcher(sig, status):
     env = dict(os.environ, FAIRSEQ_TRAIN=f"{sys.executable} {REPO / 'tests' / 'helpers' / 'sleep_rank.py'}",
                PYTHON=sys.executable, KILL_GRACE_SECONDS="5")
     launcher = subprocess.Popen(["bash", LAUNCHER, "2", "--whatever"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, env=env)
+                                stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint)
     ranks = []
     try:
         ranks = rank_pids(launcher.pid, 2)

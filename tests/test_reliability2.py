@@ -15,8 +15,8 @@ import time
 import pytest
 import torch
 
-from conftest import (BIN, REPO, USER_DIR, children_of, cmdline, kill_all, one_line_error, run_cli, toy_task,
-                      wait_until_gone)
+from conftest import (BIN, REPO, USER_DIR, children_of, cmdline, default_sigint, kill_all, one_line_error, run_cli,
+                      toy_task, wait_until_gone)
 from fairseq_attn_gru import UserError
 
 TOY = toy_task("reverse", vocab_size=20, min_len=3, max_len=8, train_size=3000, valid_size=20, test_size=20)
@@ -202,7 +202,8 @@ def test_ctrl_c_mid_copy_prints_one_line_and_keeps_checkpoint_last(tmp_path):
     process = subprocess.Popen([sys.executable, str(HELPERS / "slow_copy_train.py"), *TRAIN, "--save-dir",
                                 str(save_dir), "--save-interval-updates", "2", "--max-update", "1000"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, SLOW_COPY_MARKER=str(marker), PYTHONWARNINGS="ignore"))
+                               env=dict(os.environ, SLOW_COPY_MARKER=str(marker), PYTHONWARNINGS="ignore"),
+                               preexec_fn=default_sigint)
     try:
         deadline = time.time() + 300
         while not (save_dir / "checkpoint_last.pt").exists():
