@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""What three of the speed levers buy, measured side by side with bench.py's models, data and measurements.
+"""What each speed lever buys, measured side by side with bench.py's models, data and measurements.
 
 * whole-target decoder: the GRU over all target steps in one call and attention as batched matrix products,
   against the step-by-step loop (the order's ``runs_whole_target`` turned off, what a model with input feeding must do);
@@ -7,7 +7,12 @@
   every row keeps its sentence. "Off" copies every time, as a plain ``index_select`` would;
 * encoder recurrence (``fairseq_attn_gru/models/gru.py``): fp32 training of padded source batches runs the encoder GRU
   with a hand-written backward, against ``nn.GRU`` over the packed batch, whose autograd backward zero-fills a
-  whole-input-sized gradient for every step.
+  whole-input-sized gradient for every step;
+* blocked concat score (``fairseq_attn_gru/models/concat_score.py``): concat attention's (B, T, S, A) tanh in
+  cache-sized blocks through the sigmoid, with a hand-written backward, against the plain formula under autograd
+  (``vᵀ tanh(W₁ s + W₂ h)`` as three tensor ops);
+* dropout mask (``fairseq_attn_gru/models/dropout.py``): 32 random bits per element from int64 draws, against
+  ``F.dropout``'s ``bernoulli_``.
 
 Each configuration runs in its own subprocess, interleaved and repeated; medians are printed.
 
@@ -23,12 +28,15 @@ import tempfile
 from pathlib import Path
 
 import bench
+import torch
 
 CONFIGS = {
     "as shipped": {},
     "step loop": {"force_step_loop": True},
     "no reorder skip": {"no_reorder_skip": True},
     "packed nn.GRU": {"no_recurrence_function": True},
+    "plain concat score": {"plain_concat_score": True},
+    "bernoulli dropout": {"bernoulli_dropout": True},
 }
 
 
@@ -40,6 +48,23 @@ def worker(name, config, steps, out_path):
         decoder_module.same_sentences = encoder_module.same_sentences = lambda source_row, new_order: False
     if config.get("no_recurrence_function"):
         encoder_module.recurrence_function_applies = lambda rnn, x: False
+    if config.get("plain_concat_score"):
+        from fairseq_attn_gru.models.attention import ConcatAttention
+
+        def plain_score(self, queries, keys):
+            hidden = torch.tanh(self.query_proj(queries).unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+            return self.v(hidden).squeeze(-1)  # (B, T, S)
+
+        ConcatAttention.score = plain_score
+    if config.get("bernoulli_dropout"):
+        import torch.nn.functional as F
+        from fairseq_attn_gru.models import dropout as dropout_module, gru, recurrent
+
+        def bernoulli_dropout(x, p, training):
+            return F.dropout(x, p, training=training)
+
+        for module in (dropout_module, gru, recurrent):
+            module.dropout = bernoulli_dropout
     bench.worker(name, steps, out_path, force_step_loop=config.get("force_step_loop", False))
 
 

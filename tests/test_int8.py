@@ -11,6 +11,7 @@ from fairseq.sequence_generator import SequenceGenerator
 from fairseq_attn_gru import GRUAttnModel, UserError
 from fairseq_attn_gru.inference.int8 import (Int8DeepGRU, float_layers, int8_requested, is_int8, quantize_model,
                                              quantized_layers, unquantizable_layers)
+from fairseq_attn_gru.models.attention import ScoreVector
 from fairseq_attn_gru.models.config import NAMED_ARCHITECTURES
 from fairseq_attn_gru.models.recurrent import DeepGRU
 
@@ -72,8 +73,10 @@ def test_every_architecture_quantizes_after_loading_and_decodes_incrementally(ar
     layers = quantized_layers(int8)
     assert {"encoder.rnn", "decoder.rnn", "decoder.output_proj", "decoder.fc_out"} <= set(layers), layers
     attention = {"GeneralAttention": {"decoder.attention.key_proj"},
-                 "ConcatAttention": {"decoder.attention.query_proj", "decoder.attention.key_proj", "decoder.attention.v"}}
+                 "ConcatAttention": {"decoder.attention.query_proj", "decoder.attention.key_proj"}}
     assert attention.get(type(int8.decoder.attention).__name__, set()) <= set(layers)
+    if hasattr(int8.decoder.attention, "v"):  # the concat score's vector scales elementwise work: it stays fp32
+        assert type(int8.decoder.attention.v) is ScoreVector and int8.decoder.attention.v.weight.dtype == torch.float32
     deep_grus = [name for name, module in fp32.named_modules() if isinstance(module, DeepGRU)]
     assert all(isinstance(int8.get_submodule(name), Int8DeepGRU) for name in deep_grus)
     assert not any(p.dim() >= 2 for name in deep_grus for p in int8.get_submodule(name).parameters(recurse=False))

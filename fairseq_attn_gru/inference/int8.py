@@ -3,7 +3,8 @@
 Weights of every ``nn.GRU``, ``nn.GRUCell`` and ``nn.Linear`` (encoder GRU and output projection, the decoder's bridge, GRU,
 attention projections, output feature and vocabulary projections) become int8; activations are quantized per
 batch on the fly. A layer-normalised or deep-transition GRU (``DeepGRU``, models/recurrent.py) becomes an
-:class:`Int8DeepGRU`: its weight matrices are int8 Linear layers, its biases and layer-norm gains stay fp32. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix).
+:class:`Int8DeepGRU`: its weight matrices are int8 Linear layers, its biases and layer-norm gains stay fp32. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix), and so does the concat score's vector
+v (``ScoreVector``): it weighs elementwise work that int8 cannot speed up.
 Nothing changes in training or in checkpoints: the model is built and loaded in fp32 as always, then quantized in
 place (``GRUAttnModel.load_state_dict`` calls :func:`quantize_model` when the config says ``int8``).
 

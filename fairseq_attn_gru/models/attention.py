@@ -14,6 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .concat_score import BLOCK_ELEMENTS, ConcatScore, concat_scores
+
 
 class Attention(nn.Module):
     """Masked softmax over source positions of ``score(s, keys)``, then a weighted sum of ``h``."""
@@ -79,8 +81,17 @@ class GeneralAttention(Attention):
         return torch.bmm(queries, keys.transpose(1, 2))  # (B, T, S)
 
 
+class ScoreVector(nn.Linear):
+    """vᵀ of the concat score: a bias-free ``Linear(A, 1)`` by its parameter (checkpoints call it ``v.weight``), read
+    as a vector by ``concat_score``. Its own class so that int8's dynamic quantization, which converts modules of
+    exactly type ``nn.Linear``, leaves it fp32: it multiplies elementwise work, there is no matmul to speed up."""
+
+
 class ConcatAttention(Attention):
-    """score(s, h) = vᵀ tanh(W₁ s + W₂ h), with W₂ h computed once per source sentence (Bahdanau's additive score)."""
+    """score(s, h) = vᵀ tanh(W₁ s + W₂ h), with W₂ h computed once per source sentence (Bahdanau's additive score).
+
+    The (B, T, S, A) tanh is never stored: ``concat_score.py`` computes it in cache-sized blocks, in at least fp32.
+    """
 
     projects_keys = True
 
@@ -89,15 +100,26 @@ class ConcatAttention(Attention):
         attention_dim = attention_dim or query_dim
         self.query_proj = nn.Linear(query_dim, attention_dim, bias=False)  # W₁
         self.key_proj = nn.Linear(value_dim, attention_dim, bias=False)  # W₂
-        self.v = nn.Linear(attention_dim, 1, bias=False)  # vᵀ
+        self.v = ScoreVector(attention_dim, 1, bias=False)  # vᵀ
+        self.block_elements = BLOCK_ELEMENTS  # an attribute: TorchScript cannot read a module-level int
 
     def project_keys(self, encoder_outs: Tensor) -> Tensor:
         return self.key_proj(encoder_outs)  # (B, S, A)
 
     def score(self, queries: Tensor, keys: Tensor) -> Tensor:
         projected_queries = self.query_proj(queries)  # (B, T, A)
-        hidden = torch.tanh(projected_queries.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
-        return self.v(hidden).squeeze(-1)  # (B, T, S)
+        v = self.v.weight.view(-1)  # (A,)
+        needs_grad = torch.is_grad_enabled() and (projected_queries.requires_grad or keys.requires_grad or v.requires_grad)
+        if not needs_grad:
+            return concat_scores(projected_queries, keys, v, self.block_elements)  # (B, T, S)
+        if torch.jit.is_scripting():  # TorchScript cannot call an autograd Function: the plain formula
+            hidden = torch.tanh(projected_queries.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+            return torch.matmul(hidden, v)  # (B, T, S)
+        return self._score_with_backward(projected_queries, keys, v)  # (B, T, S)
+
+    @torch.jit.unused
+    def _score_with_backward(self, projected_queries: Tensor, keys: Tensor, v: Tensor) -> Tensor:
+        return ConcatScore.apply(projected_queries, keys, v, self.block_elements)  # (B, T, S)
 
 
 ATTENTION_CLASSES = {"dot": DotAttention, "general": GeneralAttention, "concat": ConcatAttention}

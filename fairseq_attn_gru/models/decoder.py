@@ -6,13 +6,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.logging import metrics
 from fairseq.models import FairseqIncrementalDecoder
-from fairseq.modules import FairseqDropout
 from torch import Tensor
 
 from .attention import Attention
 from .decoder_orders import DecoderOrder, Memory
 from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
+from .dropout import Dropout
 from .recurrent import build_rnn
 
 State = Dict[str, Optional[Tensor]]
@@ -62,8 +62,8 @@ class GRUDecoder(FairseqIncrementalDecoder):
     ):
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
-        self.dropout_in_module = FairseqDropout(dropout_in, module_name=self.__class__.__name__)
-        self.dropout_out_module = FairseqDropout(dropout_out, module_name=self.__class__.__name__)
+        self.dropout_in_module = Dropout(dropout_in, module_name=self.__class__.__name__)
+        self.dropout_out_module = Dropout(dropout_out, module_name=self.__class__.__name__)
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.attention = attention

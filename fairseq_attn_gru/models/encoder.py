@@ -4,11 +4,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 from fairseq.models import FairseqEncoder
-from fairseq.modules import FairseqDropout
 from torch import Tensor
 
 from .gru import recurrence_function_applies, run_gru
 from .precision import cpu_bf16_autocast
+from .dropout import Dropout
 from .recurrent import DeepGRU, build_rnn
 
 
@@ -41,8 +41,8 @@ class GRUEncoder(FairseqEncoder):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
         self.embed_tokens = embed_tokens
-        self.dropout_in_module = FairseqDropout(dropout_in, module_name=self.__class__.__name__)
-        self.dropout_out_module = FairseqDropout(dropout_out, module_name=self.__class__.__name__)
+        self.dropout_in_module = Dropout(dropout_in, module_name=self.__class__.__name__)
+        self.dropout_out_module = Dropout(dropout_out, module_name=self.__class__.__name__)
         # nn.GRU at the defaults (checkpoints and speed paths as before); DeepGRU with layer norm or deep transition
         self.rnn = build_rnn(embed_tokens.embedding_dim, hidden_size, num_layers, bidirectional,
                              dropout_out if num_layers > 1 else 0.0, layer_norm, transition_depth)

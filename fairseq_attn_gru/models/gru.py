@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .dropout import dropout
+
 
 class _Recurrence(torch.autograd.Function):
     """Outputs h_t (T, B, H) from input gates (T, B, 3H), in time order or reversed (``reverse``).
@@ -151,7 +153,7 @@ def run_gru(rnn: nn.GRU, x: Tensor, h0: Optional[Tensor] = None, lengths: Option
     finals = []
     for layer in range(rnn.num_layers):
         if layer > 0 and rnn.dropout > 0 and rnn.training:
-            layer_input = F.dropout(layer_input, rnn.dropout, training=True)  # as nn.GRU: between layers only
+            layer_input = dropout(layer_input, rnn.dropout, training=True)  # as nn.GRU: between layers only
         outputs = []
         for direction in range(directions):
             suffix = f"l{layer}" + ("_reverse" if direction else "")

@@ -42,6 +42,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .dropout import dropout
+
 EPS = 1e-5  # layer norm's variance epsilon, as nn.LayerNorm
 
 
@@ -301,7 +303,7 @@ class DeepGRU(nn.Module):
         finals: List[Tensor] = []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)  # as nn.GRU: between layers only
+                layer_input = dropout(layer_input, self.dropout, training=True)  # as nn.GRU: between layers only
             outputs: List[Tensor] = []
             for direction in range(directions):
                 h0 = hx[layer * directions + direction]  # (B, H)
