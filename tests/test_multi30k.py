@@ -114,11 +114,51 @@ def test_evaluate_int8_translates_with_the_quantized_model(work, tmp_path):
         assert "tok:13a" in json.loads(result.stdout.strip().splitlines()[-1])["signature"]
 
 
+def test_evaluate_lenpen_reaches_beam_search_and_refuses_a_non_number(work, tmp_path):
+    """--lenpen is fairseq's length penalty: a large one picks longer finished hypotheses than 0 does."""
+    checkpoint = work / "main" / "checkpoint_best.pt"
+    if not checkpoint.is_file():
+        pytest.skip("needs test_train_evaluate_and_results_end_to_end's checkpoint")
+    args = ["--prep", work / "prep", "--checkpoint", checkpoint, "--src", DATA / "val.de", "--ref", DATA / "val.en"]
+    lengths = {}
+    for lenpen in ("0", "3"):
+        run_script("evaluate.py", *args, "--out-prefix", tmp_path / lenpen, "--lenpen", lenpen)
+        lengths[lenpen] = sum(len(line.split()) for line in (tmp_path / f"{lenpen}.hyp.en").read_text().splitlines())
+    assert lengths["3"] > lengths["0"], lengths
+    result = run_script("evaluate.py", *args, "--lenpen", "nan", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: --lenpen=nan is not allowed: a finite number (1.0: fairseq's default)"
+
+
 def test_evaluate_names_a_missing_checkpoint(work, tmp_path):
     result = run_script("evaluate.py", "--prep", work / "prep", "--checkpoint", tmp_path / "none.pt",
                         "--src", DATA / "val.de", "--ref", DATA / "val.en", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: --checkpoint {str(tmp_path / 'none.pt')!r} does not exist"
+
+
+def test_skip_training_scores_the_finished_run_without_training_again(work, tmp_path):
+    """run.py --skip-training takes WORK/main as train.py left it: same flags and minutes in the results, no new
+    training; a WORK/main without a finished run is one line."""
+    if not (work / "main" / "train_info.json").is_file():
+        pytest.skip("needs test_train_evaluate_and_results_end_to_end's run")
+    own_work = tmp_path / "work"
+    shutil.copytree(work / "prep", own_work / "prep")
+    args = ["--data", DATA, "--work", own_work, "--skip-prepare", "--skip-training", "--limit", 20,
+            "--results", tmp_path / "multi30k.json"]
+    missing = run_script("run.py", *args, check=False)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1] == (
+        f"error: --skip-training: {str(own_work / 'main')!r} holds no finished train.py run (train_info.json and "
+        "checkpoint_best.pt); train it first, with run.py or train.py")
+
+    shutil.copytree(work / "main", own_work / "main")
+    log_before = (own_work / "main" / "train.log").read_text()
+    run_script("run.py", *args)
+    results = json.loads((tmp_path / "multi30k.json").read_text())
+    trained = json.loads((own_work / "main" / "train_info.json").read_text())
+    assert {key: results[key] for key in ("arch", "train_flags", "train_minutes")} == trained
+    assert (own_work / "main" / "train.log").read_text() == log_before  # fairseq-train did not run again
+    assert isinstance(results["test_2016_flickr"]["sacrebleu"], float)
 
 
 def test_reuse_comparison_keeps_the_earlier_runs_table_and_names_its_flags(work, tmp_path):

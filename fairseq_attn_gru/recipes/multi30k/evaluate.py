@@ -1,6 +1,7 @@
 """Translate raw German text with a Multi30k checkpoint and score it with sacreBLEU against raw English.
 
     python scripts/multi30k/evaluate.py --prep multi30k_work/prep --checkpoint CKPT --src x.de --ref x.en [--precision int8]
+        [--beam 5] [--lenpen 1.0]
 
 The checkpoint is loaded in this process through fairseq's hub interface (``GRUAttnModel.from_pretrained`` with the
 Moses tokenizer and the subword-nmt BPE of --prep/bpe.codes), which tokenises, BPEs and binarizes each source line
@@ -96,14 +97,15 @@ def _generate_options(generate_flags: Sequence[str]):
 
 def translate(prep_dir, checkpoint, sources: List[str], references: List[str], log_prefix, beam: int = 5,
               batch_size: int = 64, generate_flags: Sequence[str] = ("--remove-bpe",), hub=None,
-              precision: str = "saved") -> List[Translation]:
+              precision: str = "saved", lenpen: float = 1.0) -> List[Translation]:
     """Raw German lines -> the checkpoint's beam-search translations, one per line, in line order.
 
     Through fairseq's hub interface in this process: each line is normalised like prepare.py's data, then the
     hub tokenises, BPEs and binarizes it with the training dictionary. The Translations hold what
     fairseq-generate printed before: tokenised source, reference and hypothesis text, BPE removed with
     ``--remove-bpe`` in ``generate_flags`` (the default), the soft alignment with ``--print-alignment soft``.
-    ``hub`` reuses a ``load_hub`` result; ``precision`` is load_hub's. Also writes ``log_prefix``.generate.log in fairseq-generate's format.
+    ``hub`` reuses a ``load_hub`` result; ``precision`` is load_hub's; ``lenpen`` is fairseq-generate's --lenpen (beam
+    scores divided by length ** lenpen). Also writes ``log_prefix``.generate.log in fairseq-generate's format.
     """
     remove_bpe, alignment = _generate_options(generate_flags)
     if len(sources) != len(references):
@@ -115,7 +117,8 @@ def translate(prep_dir, checkpoint, sources: List[str], references: List[str], l
     reference_tokens = [tgt_dict.encode_line(line, add_if_not_exist=False)
                         for line in apply_bpe(tokenize(references, "en"), Path(prep_dir) / BPE_CODES)]
     with _quiet_fairseq():
-        outputs = hub.generate(source_tokens, beam=beam, **({"print_alignment": "soft"} if alignment else {}))
+        outputs = hub.generate(source_tokens, beam=beam, lenpen=lenpen,
+                               **({"print_alignment": "soft"} if alignment else {}))
     translations, log = [], []
     for i, (source, reference, hypos) in enumerate(zip(source_tokens, reference_tokens, outputs)):
         best = hypos[0]
@@ -138,7 +141,7 @@ def translate(prep_dir, checkpoint, sources: List[str], references: List[str], l
 
 
 def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64, out_prefix=None,
-             limit: Optional[int] = None, precision: str = "saved") -> dict:
+             limit: Optional[int] = None, precision: str = "saved", lenpen: float = 1.0) -> dict:
     """sacreBLEU of the checkpoint's translation of raw file src against raw file ref: {"sacrebleu", "signature"}."""
     require_file(checkpoint, "--checkpoint")
     sources, references = read_lines(require_file(src, "--src"), limit), read_lines(require_file(ref, "--ref"), limit)
@@ -147,7 +150,7 @@ def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64
     out_prefix = Path(out_prefix or Path(checkpoint).parent / Path(src).stem)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     translations = translate(prep_dir, checkpoint, sources, references, out_prefix, beam, batch_size,
-                             precision=precision)
+                             precision=precision, lenpen=lenpen)
     hypotheses = detokenize([t.hypothesis for t in translations], "en")
     write_lines(f"{out_prefix}.hyp.en", hypotheses)
     score = sacrebleu_score(hypotheses, references)
@@ -165,14 +168,19 @@ def main(argv=None):
     parser.add_argument("--precision", choices=list(PRECISION_OVERRIDES), default="saved",
                         help="inference precision: saved (default: as trained, with or without --cpu-bf16), fp32, "
                              "bf16 (--cpu-bf16), int8 (quantized at load time; docs/inference.md)")
+    parser.add_argument("--lenpen", type=float, default=1.0,
+                        help="length penalty, as fairseq-generate's: beam scores / length ** LENPEN; above 1 favours "
+                             "longer translations (default: 1.0)")
     parser.add_argument("--out-prefix", default=None, help="output files prefix (default: CKPT dir / SRC stem)")
     args = parser.parse_args(argv)
     for flag in ("beam", "batch_size"):
         if getattr(args, flag) <= 0:
             fail(f"--{flag.replace('_', '-')}={getattr(args, flag)} is not allowed: a positive integer")
+    if not math.isfinite(args.lenpen):
+        fail(f"--lenpen={args.lenpen} is not allowed: a finite number (1.0: fairseq's default)")
     try:
         result = evaluate(args.prep, args.checkpoint, args.src, args.ref, args.beam, args.batch_size, args.out_prefix,
-                          precision=args.precision)
+                          precision=args.precision, lenpen=args.lenpen)
     except Exception as error:  # loading runs in this process: fairseq's errors that our fixes explain get one line
         message = user_message(error)
         if message is None or isinstance(error, UserError):

@@ -65,6 +65,9 @@ def parse_args(argv=None):
                         help="bf16: the model's --cpu-bf16 for every run; auto (default): measured once, bf16 where "
                              "it is faster on this CPU")
     parser.add_argument("--skip-prepare", action="store_true", help="reuse WORK/prep from an earlier run")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="reuse WORK/main as train.py left it (train_info.json, its checkpoints): choose the "
+                             "checkpoint on val, score the test sets and write the results, without training again")
     parser.add_argument("--results", default="results/multi30k.json", help="results file (default: %(default)s)")
     parser.add_argument("--bpe-merges", type=int, default=10000, help="for prepare.py (default: 10000)")
     parser.add_argument("--limit", type=int, default=None, help="first N lines of every split (smoke runs)")
@@ -78,6 +81,17 @@ def parse_args(argv=None):
     if args.average_last < 0:
         fail(f"--average-last={args.average_last} is not allowed: 0 (no averaging) or more")
     return args, train_flags
+
+
+def trained_run(save_dir: Path) -> dict:
+    """train_info.json of a finished train.py run in ``save_dir``; one line when there is none or no checkpoint."""
+    info_path = save_dir / "train_info.json"
+    if not info_path.is_file() or not (save_dir / "checkpoint_best.pt").is_file():
+        fail(f"--skip-training: {str(save_dir)!r} holds no finished train.py run (train_info.json and "
+             "checkpoint_best.pt); train it first, with run.py or train.py")
+    info = json.loads(info_path.read_text())
+    print(f"== main run: reusing {save_dir} ({info['arch']}, {info['train_minutes']} min)", flush=True)
+    return info
 
 
 def score(prep, checkpoint, data, split, limit, out_prefix=None) -> dict:
@@ -218,9 +232,13 @@ def run(argv=None):
                       *(["--limit", str(args.limit)] if args.limit else [])])
 
     reused = earlier_comparison(results_path) if args.reuse_comparison else None  # fail before the hour, not after
-    print(f"== main run: training {args.minutes} min", flush=True)
-    precision = resolve_precision(args.precision)  # once, so every run trains the same way
-    info = train(prep / "bin", work / "main", train_flags, args.minutes, precision)
+    if args.skip_training:
+        info = trained_run(work / "main")
+        precision = "bf16" if "--cpu-bf16" in info["train_flags"] else "fp32"  # the comparison trains the same way
+    else:
+        print(f"== main run: training {args.minutes} min", flush=True)
+        precision = resolve_precision(args.precision)  # once, so every run trains the same way
+        info = train(prep / "bin", work / "main", train_flags, args.minutes, precision)
     checkpoint, selection = choose_checkpoint(prep, data, work / "main", args.average_last, args.limit)
     print(f"== main run: translating {', '.join(tests)} (beam 5)", flush=True)
     results = {**info, "checkpoint": selection,
