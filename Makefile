@@ -88,7 +88,7 @@ FORCE:
 demo: $(STAMP)
 	$(PY) scripts/demo.py --out-dir demo_out
 
-# Speed: fairseq's lstm vs gru_attn side by side, interleaved and repeated (7 min measured on 2 cores).
+# Speed: fairseq's lstm vs gru_attn side by side, interleaved and repeated (about 12 min measured on 2 cores).
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --out-dir bench_out
 
