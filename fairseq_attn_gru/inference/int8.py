@@ -3,13 +3,15 @@
 Weights of every ``nn.GRU``, ``nn.GRUCell`` and ``nn.Linear`` (encoder GRU and output projection, the decoder's bridge, GRU,
 attention projections, output feature and vocabulary projections) become int8; activations are quantized per
 batch on the fly. A layer-normalised or deep-transition GRU (``DeepGRU``, models/recurrent.py) becomes an
-:class:`Int8DeepGRU`: its weight matrices are int8 Linear layers, its biases and layer-norm gains stay fp32. Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix), and so does the concat score's vector
-v (``ScoreVector``): it weighs elementwise work that int8 cannot speed up.
+:class:`Int8DeepGRU`: its weight matrices are int8 Linear layers, its biases and layer-norm gains stay fp32.
+Embeddings stay fp32 (and so does a vocabulary projection that shares the embedding matrix), and so does the concat
+score's vector v (``ScoreVector``): it weighs elementwise work that int8 cannot speed up.
 Nothing changes in training or in checkpoints: the model is built and loaded in fp32 as always, then quantized in
 place (``GRUAttnModel.load_state_dict`` calls :func:`quantize_model` when the config says ``int8``).
 
 Refusals, each one line (:class:`UserError`): a PyTorch build without a quantized engine, a model with a weight
-matrix outside those types, a model on an accelerator, ``--cpu-bf16`` together with int8, and training (``model.train()``) a quantized model.
+matrix outside those types, a model on an accelerator, ``--cpu-bf16`` together with int8, and training
+(``model.train()``) a quantized model.
 """
 import logging
 import warnings

@@ -10,9 +10,9 @@ from torch import Tensor
 
 from .attention import Attention
 from .decoder_orders import DecoderOrder, Memory
+from .dropout import Dropout
 from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
-from .dropout import Dropout
 from .recurrent import build_rnn
 
 State = Dict[str, Optional[Tensor]]

@@ -2,7 +2,7 @@
 
 Why it exists: on CPU, ``F.dropout`` draws its mask with ``bernoulli_``, one generator call per element; that was
 4.6 % of a training step of the bench's dot model (benchmarks/NOTES.md). ``random_`` on int64 fills two 32-bit
-words per call. An element is kept when its word is at least ``drop_words(p)`` above the smallest int32, so
+words per call. An element is kept when its word is at least round(p·2³²) above the smallest int32, so
 P(drop) = round(p·2³²) / 2³², within 2⁻³³ of p (``torch.rand``'s floats come in steps of 2⁻²⁴). Kept elements are
 scaled by 1/(1 − p), as ``F.dropout`` does, so the expectation is unchanged; the generator is PyTorch's default
 one, so ``--seed`` makes masks reproducible as before (they differ from ``F.dropout``'s). TorchScript compiles
@@ -41,4 +41,5 @@ class Dropout(FairseqDropout):
     """fairseq's dropout module (same options, ``--retain-dropout`` included) with :func:`dropout`'s mask."""
 
     def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
+        # ``inplace`` is in fairseq's signature; the result is always returned, never written into ``x``
         return dropout(x, self.p, self.training or self.apply_during_inference)

@@ -6,9 +6,9 @@ import torch.nn as nn
 from fairseq.models import FairseqEncoder
 from torch import Tensor
 
+from .dropout import Dropout
 from .gru import recurrence_function_applies, run_gru
 from .precision import cpu_bf16_autocast
-from .dropout import Dropout
 from .recurrent import DeepGRU, build_rnn
 
 
