@@ -151,6 +151,11 @@ def test_skip_training_scores_the_finished_run_without_training_again(work, tmp_
         f"error: --skip-training: {str(own_work / 'main')!r} holds no finished train.py run (train_info.json and "
         "checkpoint_best.pt); train it first, with run.py or train.py")
 
+    precision = run_script("run.py", *args, "--precision", "fp32", check=False)
+    assert precision.returncode == 2 and precision.stderr.strip().splitlines()[-1] == (
+        "error: --precision=fp32 is not allowed with --skip-training: the finished run's training fixed its precision "
+        "(the comparison trains the same way)")
+
     shutil.copytree(work / "main", own_work / "main")
     log_before = (own_work / "main" / "train.log").read_text()
     run_script("run.py", *args)

@@ -78,6 +78,9 @@ def parse_args(argv=None):
         fail(f"--compare-minutes={args.compare_minutes} is not allowed: 0 (no comparison) or more")
     if args.reuse_comparison and args.compare_minutes > 0:
         fail("--reuse-comparison and --compare-minutes > 0 are not allowed together: reuse the comparison or train it")
+    if args.skip_training and args.precision != "auto":
+        fail(f"--precision={args.precision} is not allowed with --skip-training: the finished run's training fixed "
+             "its precision (the comparison trains the same way)")
     if args.average_last < 0:
         fail(f"--average-last={args.average_last} is not allowed: 0 (no averaging) or more")
     return args, train_flags
