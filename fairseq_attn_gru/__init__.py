@@ -1,8 +1,8 @@
 """fairseq-attn-gru: GRU encoder-decoder with selectable attention, as a fairseq plugin.
 
 Load it with ``--user-dir`` (or ``import fairseq_attn_gru``): importing registers the ``gru_attn`` model, its named
-architectures and the ``toy_translation`` task, then applies the fairseq fixes (fairseq_fixes/, each with its
-upstream bug and scope).
+architectures, the ``toy_translation`` task and the ``inverse_sqrt_plateau`` learning-rate schedule (optim/), then
+applies the fairseq fixes (fairseq_fixes/, each with its upstream bug and scope).
 """
 from .errors import MissingDependencyError, UserError, install_cli_excepthook
 
@@ -16,7 +16,7 @@ except ImportError:
         "`pip install --no-build-isolation --no-deps fairseq-fixed==0.12.3.1`"
     ) from None
 
-from . import models, tasks  # noqa: E402  (runs the @register_* decorators)
+from . import models, optim, tasks  # noqa: E402  (runs the @register_* decorators)
 from .fairseq_fixes import apply_all  # noqa: E402
 from .models import GRUAttnModel  # noqa: E402
 

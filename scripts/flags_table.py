@@ -2,9 +2,10 @@
 """Build the docs' flag and architecture tables from the configs, so the docs cannot drift from the code.
 
 The help strings live once, in the dataclass fields that fairseq turns into command-line flags
-(``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task); the named architectures' defaults
-live in ``NAMED_ARCHITECTURES``. Each generated table lives in one file (``HOMES``: the model's in README.md, the
-toy task's in docs/toy_task.md) between two marker comments, ``<!-- flags:NAME:start -->`` and
+(``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task, ``InverseSqrtPlateauConfig`` for the
+learning-rate schedule); the named architectures' defaults live in ``NAMED_ARCHITECTURES``. Each generated table
+lives in one file (``HOMES``: the model's in README.md, the toy task's in docs/toy_task.md, the schedule's in
+docs/model.md) between two marker comments, ``<!-- flags:NAME:start -->`` and
 ``<!-- flags:NAME:end -->``.
 
     python scripts/flags_table.py            # print the tables
@@ -20,7 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 #: which file (relative to the checkout) holds each table
-HOMES = {"architectures": "README.md", "gru_attn": "README.md", "toy_translation": "docs/toy_task.md"}
+HOMES = {"architectures": "README.md", "gru_attn": "README.md", "toy_translation": "docs/toy_task.md",
+         "inverse_sqrt_plateau": "docs/model.md"}
 CHECK_HINT = "run `python scripts/flags_table.py --write`"
 
 
@@ -35,7 +37,7 @@ def end_marker(name: str) -> str:
 # -- reading the configs -------------------------------------------------------------------------------------
 
 def import_configs():
-    """Import the two config dataclasses and the architecture table, keeping fairseq's import-time log quiet.
+    """Import the config dataclasses and the architecture table, keeping fairseq's import-time log quiet.
 
     Importing fairseq logs an INFO line about tensorboardX; ``--check`` promises a one-line message.
     """
@@ -44,11 +46,12 @@ def import_configs():
     fairseq_logger.setLevel(logging.WARNING)
     try:  # restored after: a process that imports this (the tests) keeps fairseq's log lines
         from fairseq_attn_gru.models import config as model_config
+        from fairseq_attn_gru.optim.inverse_sqrt_plateau import InverseSqrtPlateauConfig
         from fairseq_attn_gru.tasks.toy_translation import ToyTranslationConfig
     finally:
         fairseq_logger.setLevel(level)
 
-    return model_config, ToyTranslationConfig
+    return model_config, ToyTranslationConfig, InverseSqrtPlateauConfig
 
 
 def flag_name(field_name: str) -> str:
@@ -77,11 +80,12 @@ def table_cell(text: str) -> str:
 
 
 def flag_rows(config_class):
-    """(flag, default, help) for every public field; fairseq's private ``_name`` is not a flag."""
+    """(flag, default, help) for every public field; fairseq's private ``_name`` is not a flag, nor is a field that
+    only repeats another config's flag (``II("optimization.lr")`` defaults to the string ``${optimization.lr}``)."""
     return [
         (flag_name(field.name), format_default(field_default(field)), field.metadata.get("help", ""))
         for field in dataclasses.fields(config_class)
-        if not field.name.startswith("_")
+        if not field.name.startswith("_") and not str(field_default(field)).startswith("${")
     ]
 
 
@@ -130,12 +134,13 @@ def architectures_table(defaults: dict, named: dict) -> str:
 
 
 def generated_tables() -> dict:
-    """Every table README.md holds, by marker name."""
-    model_config, toy_config = import_configs()
+    """Every generated table, by marker name (HOMES says which file holds it)."""
+    model_config, toy_config, schedule_config = import_configs()
     return {
         "architectures": architectures_table(model_config.CONFIG_DEFAULTS, model_config.NAMED_ARCHITECTURES),
         "gru_attn": flags_table(model_config.GRUAttnConfig),
         "toy_translation": flags_table(toy_config),
+        "inverse_sqrt_plateau": flags_table(schedule_config),
     }
 
 

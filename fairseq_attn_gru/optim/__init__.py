@@ -1,0 +1,4 @@
+"""Learning-rate schedules registered with fairseq (``--lr-scheduler``)."""
+from .inverse_sqrt_plateau import InverseSqrtPlateauSchedule
+
+__all__ = ["InverseSqrtPlateauSchedule"]

@@ -1,0 +1,128 @@
+"""``--lr-scheduler inverse_sqrt_plateau``: inverse_sqrt's rate times a factor that shrinks when validation stalls.
+
+The expected rates come from the closed formula and from plateau counts worked out by hand, not from the class.
+"""
+import argparse
+import math
+import re
+
+import pytest
+import torch
+from fairseq.optim.sgd import SGD
+
+from conftest import USER_DIR, one_line_error, run_cli, toy_task, train_toy
+from fairseq_attn_gru.optim.inverse_sqrt_plateau import InverseSqrtPlateauConfig, InverseSqrtPlateauSchedule
+
+LR, WARMUP = 0.5, 4
+UPDATES_PER_EPOCH = 3
+# validation losses, and by hand the number of shrinks after each with --lr-patience 2: 4.5 and 4.2 do not beat
+# 4.0 (shrink 1); 3.95 and an equal 3.9 do not beat 3.9 (shrink 2); 4.1 is the first of a new count
+LOSSES = [5.0, 4.0, 4.5, 4.2, 3.9, 3.95, 3.9, 4.1, 3.8]
+SHRINKS_AFTER = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def inverse_sqrt(update: int) -> float:
+    return LR * update / WARMUP if update < WARMUP else LR * math.sqrt(WARMUP / update)
+
+
+def schedule(maximize=False, shrink=0.5, patience=2):
+    optimizer = SGD(argparse.Namespace(lr=[LR], momentum=0.0, weight_decay=0.0), [torch.nn.Parameter(torch.zeros(1))])
+    cfg = InverseSqrtPlateauConfig(warmup_updates=WARMUP, lr_shrink=shrink, lr_patience=patience, lr=[LR],
+                                   maximize_best_checkpoint_metric=maximize)
+    return InverseSqrtPlateauSchedule(cfg, optimizer)
+
+
+def run_epochs(scheduler, metrics, first_epoch=1):
+    """Train ``len(metrics)`` epochs of UPDATES_PER_EPOCH updates each; the rate at every update."""
+    rates = []
+    for epoch, metric in enumerate(metrics, start=first_epoch):
+        for update in range((epoch - 1) * UPDATES_PER_EPOCH + 1, epoch * UPDATES_PER_EPOCH + 1):
+            scheduler.step_update(update)
+            rates.append(scheduler.optimizer.get_lr())
+        scheduler.step(epoch, metric)
+    return rates
+
+
+def expected_rates(epochs, shrink=0.5):
+    return [inverse_sqrt(update) * shrink ** (SHRINKS_AFTER[epoch - 2] if epoch > 1 else 0)
+            for epoch in epochs for update in range((epoch - 1) * UPDATES_PER_EPOCH + 1, epoch * UPDATES_PER_EPOCH + 1)]
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_rate_is_inverse_sqrt_shrunk_after_each_plateau(maximize):
+    metrics = [-loss for loss in LOSSES] if maximize else LOSSES  # maximised: higher is better, same plateaus
+    rates = run_epochs(schedule(maximize=maximize), metrics)
+    assert rates == pytest.approx(expected_rates(range(1, len(LOSSES) + 1)), rel=1e-12)
+
+
+def test_resumed_schedule_goes_on_where_it_stopped():
+    first = schedule()
+    run_epochs(first, LOSSES[:6])  # one shrink done, one validation counted towards the next
+    resumed = schedule()
+    resumed.load_state_dict(first.state_dict())
+    rates = run_epochs(resumed, LOSSES[6:], first_epoch=7)
+    assert rates == pytest.approx(expected_rates(range(7, len(LOSSES) + 1)), rel=1e-12)
+
+
+TOY = toy_task("copy", vocab_size=10, max_len=5, train_size=64, valid_size=16)
+
+
+def test_fairseq_train_shrinks_the_rate_and_saves_the_factor(tmp_path):
+    """fairseq-train hands the schedule each epoch's validation metric. Maximising the loss makes every falling loss
+    a validation without a new best, so the rate must shrink; each epoch's logged rate is checked against the
+    formula and the logged validation losses."""
+    out = train_toy(tmp_path, TOY, "--lr", "0.01", "--lr-scheduler", "inverse_sqrt_plateau", "--warmup-updates", "2",
+                    "--lr-patience", "1", "--lr-shrink", "0.5", "--maximize-best-checkpoint-metric",
+                    "--max-tokens", "100", "--max-epoch", "4", "--log-format", "simple", "--no-epoch-checkpoints")
+    log = out.stdout + out.stderr
+    train = [(epoch, re.search(r"\| lr ([0-9.e-]+)", line)[1], re.search(r"\| num_updates (\d+)", line)[1])
+             for epoch, line in re.findall(r"\| INFO \| train \| epoch (\d+)(.*)", log)]
+    valid = [float(loss) for loss in re.findall(r"valid on 'valid' subset \| loss ([0-9.]+)", log)]
+    assert len(train) == 4 and len(valid) == 4, log[-3000:]
+    factor, best = 1.0, None
+    for (epoch, rate, updates), loss in zip(train, valid):
+        assert float(rate) == pytest.approx(0.01 * math.sqrt(2 / int(updates)) * factor, rel=1e-4), epoch
+        saved_factor = factor  # fairseq saves the epoch's checkpoint before it hands the schedule the validation
+        if best is None or loss > best:
+            best = loss
+        else:
+            factor *= 0.5
+    assert factor < 1, f"the losses {valid} never fell: the test did not exercise a shrink"
+    state = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
+    assert state["optimizer_history"][-1]["lr_scheduler_state"]["factor"] == saved_factor
+
+
+def epoch_rates(run):
+    """{epoch: the learning rate fairseq-train logged at the end of that epoch's training}."""
+    log = run.stdout + run.stderr
+    return {int(epoch): float(re.search(r"\| lr ([0-9.e-]+)", line)[1])
+            for epoch, line in re.findall(r"\| INFO \| train \| epoch (\d+)(.*)", log)}
+
+
+def test_resumed_run_shrinks_as_the_uninterrupted_one(tmp_path):
+    """fairseq saves the end-of-epoch checkpoint before it hands the validation to the schedule: without
+    fairseq_fixes/plateau_schedule_resume the resumed run counts one plateau validation fewer. The metric is the
+    update count, minimised: after the first validation none is a new best, so with --lr-patience 2 the rate
+    halves after validation 3, and a run resumed after epoch 2 needs validation 2 from the checkpoint."""
+    flags = ["--lr", "0.01", "--lr-scheduler", "inverse_sqrt_plateau", "--warmup-updates", "2", "--lr-patience", "2",
+             "--lr-shrink", "0.5", "--best-checkpoint-metric", "num_updates", "--max-tokens", "100",
+             "--log-format", "simple", "--no-epoch-checkpoints"]
+    whole = epoch_rates(train_toy(tmp_path / "whole", TOY, *flags, "--max-epoch", "4"))
+    train_toy(tmp_path / "resumed", TOY, *flags, "--max-epoch", "2")
+    resumed = epoch_rates(train_toy(tmp_path / "resumed", TOY, *flags, "--max-epoch", "4"))
+    updates_per_epoch = 4  # 64 sentences in batches of 100 tokens, as the log shows
+    expected = {epoch: 0.01 * math.sqrt(2 / (epoch * updates_per_epoch)) * (0.5 if epoch == 4 else 1)
+                for epoch in range(1, 5)}
+    assert whole == pytest.approx(expected, rel=1e-4)
+    assert resumed == pytest.approx({3: expected[3], 4: expected[4]}, rel=1e-4)
+
+
+@pytest.mark.parametrize("flag, value, allowed", [("--lr-shrink", "1.5", "a number between 0 and 1"),
+                                                  ("--lr-patience", "0", "an integer >= 1")])
+def test_bad_values_are_one_line_errors(tmp_path, flag, value, allowed):
+    result = run_cli("fairseq-train", "--user-dir", USER_DIR, *TOY,
+                     "--arch", "gru_attn_dot", "--cpu", "--optimizer", "adam", "--lr-scheduler",
+                     "inverse_sqrt_plateau", flag, value, "--max-tokens", "100", "--save-dir", tmp_path,
+                     check=False)
+    one_line_error(result, f"{flag}={float(value) if flag == '--lr-shrink' else int(value)!r} is not allowed: "
+                           f"{allowed}")
