@@ -12,7 +12,10 @@
   cache-sized blocks through the sigmoid, with a hand-written backward, against the plain formula under autograd
   (``vᵀ tanh(W₁ s + W₂ h)`` as three tensor ops);
 * dropout mask (``fairseq_attn_gru/models/dropout.py``): 32 random bits per element from int64 draws, against
-  ``F.dropout``'s ``bernoulli_``.
+  ``F.dropout``'s ``bernoulli_``;
+* output feature after the loop (cgru and bahdanau orders, which run step by step): ``tanh(W ·)`` and its dropout
+  for all target steps as one matmul after the recurrence, against one per step inside it (the loop input feeding
+  needs; those orders ignore the fed value, so turning the decoder's ``input_feeding`` on restores it).
 
 Each configuration runs in its own subprocess, interleaved and repeated; medians are printed.
 
@@ -37,6 +40,7 @@ CONFIGS = {
     "packed nn.GRU": {"no_recurrence_function": True},
     "plain concat score": {"plain_concat_score": True},
     "bernoulli dropout": {"bernoulli_dropout": True},
+    "per-step output feature": {"per_step_output_feature": True},
 }
 
 
@@ -65,6 +69,17 @@ def worker(name, config, steps, out_path):
 
         for module in (dropout_module, gru, recurrent):
             module.dropout = bernoulli_dropout
+    if config.get("per_step_output_feature"):
+        from fairseq_attn_gru.models.decoder import GRUDecoder
+
+        build = GRUDecoder.__init__
+
+        def per_step_output_feature(self, *args, **kwargs):
+            build(self, *args, **kwargs)
+            if not self.order.takes_input_feeding:
+                self.input_feeding = True
+
+        GRUDecoder.__init__ = per_step_output_feature
     bench.worker(name, steps, out_path, force_step_loop=config.get("force_step_loop", False))
 
 

@@ -137,14 +137,20 @@ class GRUDecoder(FairseqIncrementalDecoder):
         if self.order.runs_whole_target or embedded.size(1) == 1:
             features, attn, state = self._step(embedded, state, memory)  # (B, T, O), (B, T, S)
         else:
-            step_features: List[Tensor] = []
+            # with input feeding each step reads the previous step's output feature; without it only the recurrence
+            # runs step by step, and the output feature of all steps is one matmul after the loop
+            step_outputs: List[Tensor] = []  # output features (B, 1, O), or without input feeding their inputs
             step_attn: List[Tensor] = []
             for t in range(embedded.size(1)):
-                features_t, attn_t, state = self._step(embedded[:, t : t + 1], state, memory)
-                step_features.append(features_t)
+                if self.input_feeding:
+                    output_t, attn_t, state = self._step(embedded[:, t : t + 1], state, memory)
+                else:
+                    output_t, attn_t, state = self._recur(embedded[:, t : t + 1], state, memory)
+                step_outputs.append(output_t)
                 if attn_t is not None:
                     step_attn.append(attn_t)
-            features = torch.cat(step_features, dim=1)  # (B, T, O)
+            outputs = torch.cat(step_outputs, dim=1)  # (B, T, O) or (B, T, ·)
+            features = outputs if self.input_feeding else self._output_feature(outputs)  # (B, T, O)
             attn = torch.cat(step_attn, dim=1) if len(step_attn) > 0 else None  # (B, T, S)
 
         if incremental_state is not None:
@@ -257,15 +263,24 @@ class GRUDecoder(FairseqIncrementalDecoder):
 
     def _step(self, embedded: Tensor, state: State, memory: Optional[Memory]) -> Tuple[Tensor, Optional[Tensor], State]:
         """One or more decoder steps; T > 1 only where the order runs whole targets."""
-        hidden = state["hidden"]  # (L, B, H)
-        assert hidden is not None
-        feature_input, attn, hidden = self.order_step(embedded, hidden, state.get("input_feed"), memory)  # (B, T, ·)
-        features = self.dropout_out_module(torch.tanh(self.output_proj(feature_input)))  # (B, T, O)
-        new_state: State = state.copy()
-        new_state["hidden"] = hidden  # (L, B, H)
+        feature_input, attn, new_state = self._recur(embedded, state, memory)  # (B, T, ·)
+        features = self._output_feature(feature_input)  # (B, T, O)
         if self.input_feeding:
             new_state["input_feed"] = features  # (B, 1, O)
         return features, attn, new_state
+
+    def _recur(self, embedded: Tensor, state: State, memory: Optional[Memory]) -> Tuple[Tensor, Optional[Tensor], State]:
+        """The recurrent part of ``_step``: feature input (B, T, ·), attention (B, T, S), the state after."""
+        hidden = state["hidden"]  # (L, B, H)
+        assert hidden is not None
+        feature_input, attn, hidden = self.order_step(embedded, hidden, state.get("input_feed"), memory)  # (B, T, ·)
+        new_state: State = state.copy()
+        new_state["hidden"] = hidden  # (L, B, H)
+        return feature_input, attn, new_state
+
+    def _output_feature(self, feature_input: Tensor) -> Tensor:
+        """tanh(W ·) of the order's feature input (B, T, ·), with output dropout -> (B, T, O)."""
+        return self.dropout_out_module(torch.tanh(self.output_proj(feature_input)))  # (B, T, O)
 
     def order_step(self, embedded: Tensor, hidden: Tensor, input_feed: Optional[Tensor],
                    memory: Optional[Memory]) -> Tuple[Tensor, Optional[Tensor], Tensor]:

@@ -49,7 +49,7 @@ def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Option
     ``error:`` line when there is one.
     """
     command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log:  # line-buffered: `tail -f` follows the run
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env={**os.environ, **env} if env else None)
         for line in process.stdout:
