@@ -14,11 +14,11 @@ value and the count are saved in the checkpoint, so a resumed run goes on where 
 """
 import logging
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Optional
 
-from fairseq.dataclass import FairseqDataclass
 from fairseq.optim.lr_scheduler import register_lr_scheduler
-from fairseq.optim.lr_scheduler.inverse_square_root_schedule import InverseSquareRootSchedule
+from fairseq.optim.lr_scheduler.inverse_square_root_schedule import (InverseSquareRootLRScheduleConfig,
+                                                                    InverseSquareRootSchedule)
 from omegaconf import II
 
 from ..errors import config_error
@@ -27,22 +27,19 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class InverseSqrtPlateauConfig(FairseqDataclass):
-    warmup_updates: int = field(
-        default=4000, metadata={"help": "warm the learning rate up linearly for the first N updates"})
-    warmup_init_lr: float = field(
-        default=-1, metadata={"help": "learning rate at the start of warm-up; default 0 (with warm-up) or --lr"})
+class InverseSqrtPlateauConfig(InverseSquareRootLRScheduleConfig):
+    """inverse_sqrt's flags (``--warmup-updates``, ``--warmup-init-lr``, ``--lr``) and the plateau's."""
+
     lr_shrink: float = field(
         default=0.25, metadata={"help": "multiply the learning rate by this, in (0, 1), when validation stalls"})
     lr_patience: int = field(
         default=2, metadata={"help": "validations in a row without a new best metric before each shrink (>= 1)"})
-    lr: List[float] = II("optimization.lr")
     maximize_best_checkpoint_metric: bool = II("checkpoint.maximize_best_checkpoint_metric")
 
 
 @register_lr_scheduler("inverse_sqrt_plateau", dataclass=InverseSqrtPlateauConfig)
 class InverseSqrtPlateauSchedule(InverseSquareRootSchedule):
-    """``inverse_sqrt`` times a factor that ``--lr-shrink`` reduces after ``--lr-patience`` validations without a best."""
+    """``inverse_sqrt`` times a factor that ``--lr-shrink`` cuts after ``--lr-patience`` validations without a best."""
 
     def __init__(self, cfg: InverseSqrtPlateauConfig, optimizer):
         if not 0 < cfg.lr_shrink < 1:
