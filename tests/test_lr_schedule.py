@@ -65,23 +65,35 @@ def test_resumed_schedule_goes_on_where_it_stopped():
 
 
 TOY = toy_task("copy", vocab_size=10, max_len=5, train_size=64, valid_size=16)
+SCHEDULE_FLAGS = ["--lr", "0.01", "--lr-scheduler", "inverse_sqrt_plateau", "--warmup-updates", "2",
+                  "--lr-shrink", "0.5", "--max-tokens", "100", "--log-format", "simple", "--no-epoch-checkpoints"]
+
+
+def epoch_summaries(run):
+    """{epoch: (learning rate, updates so far)} from fairseq-train's end-of-epoch ``train`` lines."""
+    log = run.stdout + run.stderr
+    return {int(epoch): (float(re.search(r"\| lr ([0-9.e-]+)", line)[1]),
+                         int(re.search(r"\| num_updates (\d+)", line)[1]))
+            for epoch, line in re.findall(r"\| INFO \| train \| epoch (\d+)(.*)", log)}
+
+
+def epoch_rates(run):
+    """{epoch: the learning rate fairseq-train logged at the end of that epoch's training}."""
+    return {epoch: rate for epoch, (rate, _) in epoch_summaries(run).items()}
 
 
 def test_fairseq_train_shrinks_the_rate_and_saves_the_factor(tmp_path):
     """fairseq-train hands the schedule each epoch's validation metric. Maximising the loss makes every falling loss
     a validation without a new best, so the rate must shrink; each epoch's logged rate is checked against the
     formula and the logged validation losses."""
-    out = train_toy(tmp_path, TOY, "--lr", "0.01", "--lr-scheduler", "inverse_sqrt_plateau", "--warmup-updates", "2",
-                    "--lr-patience", "1", "--lr-shrink", "0.5", "--maximize-best-checkpoint-metric",
-                    "--max-tokens", "100", "--max-epoch", "4", "--log-format", "simple", "--no-epoch-checkpoints")
-    log = out.stdout + out.stderr
-    train = [(epoch, re.search(r"\| lr ([0-9.e-]+)", line)[1], re.search(r"\| num_updates (\d+)", line)[1])
-             for epoch, line in re.findall(r"\| INFO \| train \| epoch (\d+)(.*)", log)]
-    valid = [float(loss) for loss in re.findall(r"valid on 'valid' subset \| loss ([0-9.]+)", log)]
-    assert len(train) == 4 and len(valid) == 4, log[-3000:]
+    out = train_toy(tmp_path, TOY, *SCHEDULE_FLAGS, "--lr-patience", "1", "--maximize-best-checkpoint-metric",
+                    "--max-epoch", "4")
+    train = epoch_summaries(out)
+    valid = [float(loss) for loss in re.findall(r"valid on 'valid' subset \| loss ([0-9.]+)", out.stdout + out.stderr)]
+    assert len(train) == 4 and len(valid) == 4, (out.stdout + out.stderr)[-3000:]
     factor, best = 1.0, None
-    for (epoch, rate, updates), loss in zip(train, valid):
-        assert float(rate) == pytest.approx(0.01 * math.sqrt(2 / int(updates)) * factor, rel=1e-4), epoch
+    for (epoch, (rate, updates)), loss in zip(sorted(train.items()), valid):
+        assert rate == pytest.approx(0.01 * math.sqrt(2 / updates) * factor, rel=1e-4), epoch
         saved_factor = factor  # fairseq saves the epoch's checkpoint before it hands the schedule the validation
         if best is None or loss > best:
             best = loss
@@ -92,21 +104,12 @@ def test_fairseq_train_shrinks_the_rate_and_saves_the_factor(tmp_path):
     assert state["optimizer_history"][-1]["lr_scheduler_state"]["factor"] == saved_factor
 
 
-def epoch_rates(run):
-    """{epoch: the learning rate fairseq-train logged at the end of that epoch's training}."""
-    log = run.stdout + run.stderr
-    return {int(epoch): float(re.search(r"\| lr ([0-9.e-]+)", line)[1])
-            for epoch, line in re.findall(r"\| INFO \| train \| epoch (\d+)(.*)", log)}
-
-
 def test_resumed_run_shrinks_as_the_uninterrupted_one(tmp_path):
     """fairseq saves the end-of-epoch checkpoint before it hands the validation to the schedule: without
     fairseq_fixes/plateau_schedule_resume the resumed run counts one plateau validation fewer. The metric is the
     update count, minimised: after the first validation none is a new best, so with --lr-patience 2 the rate
     halves after validation 3, and a run resumed after epoch 2 needs validation 2 from the checkpoint."""
-    flags = ["--lr", "0.01", "--lr-scheduler", "inverse_sqrt_plateau", "--warmup-updates", "2", "--lr-patience", "2",
-             "--lr-shrink", "0.5", "--best-checkpoint-metric", "num_updates", "--max-tokens", "100",
-             "--log-format", "simple", "--no-epoch-checkpoints"]
+    flags = [*SCHEDULE_FLAGS, "--lr-patience", "2", "--best-checkpoint-metric", "num_updates"]
     whole = epoch_rates(train_toy(tmp_path / "whole", TOY, *flags, "--max-epoch", "4"))
     train_toy(tmp_path / "resumed", TOY, *flags, "--max-epoch", "2")
     resumed = epoch_rates(train_toy(tmp_path / "resumed", TOY, *flags, "--max-epoch", "4"))
