@@ -113,7 +113,8 @@ multi30k: $(STAMP)
 	@test -n "$(DATA)" || { echo "error: DATA is not set: make multi30k DATA=/path/to/multi30k" >&2; exit 2; }
 	$(PY) scripts/multi30k/run.py --data $(DATA) --work multi30k_work $(MULTI30K_FLAGS)
 
-# Score any checkpoint on raw text: make multi30k-eval CKPT=multi30k_work/main/checkpoint_best.pt SRC=x.de REF=x.en
+# Score any checkpoint (or an ensemble: A.pt:B.pt) on raw text:
+#   make multi30k-eval CKPT=multi30k_work/main/checkpoint_best.pt SRC=x.de REF=x.en
 multi30k-eval: $(STAMP)
 	@test -n "$(CKPT)" -a -n "$(SRC)" -a -n "$(REF)" || \
 		{ echo "error: set CKPT, SRC and REF: make multi30k-eval CKPT=... SRC=x.de REF=x.en [PREP=...]" >&2; exit 2; }

@@ -16,6 +16,10 @@
 * output feature after the loop (cgru and bahdanau orders, which run step by step): ``tanh(W ·)`` and its dropout
   for all target steps as one matmul after the recurrence, against one per step inside it (the loop input feeding
   needs; those orders ignore the fed value, so turning the decoder's ``input_feeding`` on restores it).
+* masked decoder steps: the layer-normalised GRU's autograd path (``DeepGRU._plain_layer``, what runs under
+  ``--cpu-bf16``) applies a row mask at every step only where rows have lengths; the decoder's rows all run every
+  step. "Masked" gives it full lengths, so every decoder step multiplies by a mask of ones, as it did before. Run
+  it on a ``_bf16`` model (``--models nematus_bf16``): in fp32 the hand-written backward runs instead.
 
 Each configuration runs in its own subprocess, interleaved and repeated; medians are printed.
 
@@ -41,6 +45,7 @@ CONFIGS = {
     "plain concat score": {"plain_concat_score": True},
     "bernoulli dropout": {"bernoulli_dropout": True},
     "per-step output feature": {"per_step_output_feature": True},
+    "masked decoder steps": {"masked_decoder_steps": True},
 }
 
 
@@ -80,6 +85,17 @@ def worker(name, config, steps, out_path):
                 self.input_feeding = True
 
         GRUDecoder.__init__ = per_step_output_feature
+    if config.get("masked_decoder_steps"):
+        from fairseq_attn_gru.models.recurrent import DeepGRU
+
+        plain_layer = DeepGRU._plain_layer
+
+        def masked_plain_layer(self, input_gates, h0, lengths, index, params, *rest):
+            if lengths is None:  # as before: every row's length given, so every step multiplies by its mask
+                lengths = torch.full((h0.size(0),), input_gates.size(0), dtype=torch.long, device=h0.device)
+            return plain_layer(self, input_gates, h0, lengths, index, params, *rest)
+
+        DeepGRU._plain_layer = masked_plain_layer
     bench.worker(name, steps, out_path, force_step_loop=config.get("force_step_loop", False))
 
 

@@ -5,11 +5,12 @@ OMP_NUM_THREADS=1 because the tiny models here only lose time to thread synchron
 """
 import importlib
 import json
+import os
 import shutil
 
 import pytest
 
-from conftest import REPO, SHARED, run_cli
+from conftest import REPO, SHARED, USER_DIR, run_cli
 from fairseq.data import Dictionary, data_utils
 
 DATA = SHARED / "data" / "multi30k"
@@ -74,35 +75,85 @@ def test_prepare_names_missing_data(tmp_path):
         f"error: missing split file {str(tmp_path / 'train.en')!r}")
 
 
-def test_train_evaluate_and_results_end_to_end(work, tmp_path):
-    results_path = tmp_path / "results" / "multi30k.json"
+def test_train_evaluate_and_results_end_to_end(work):
+    """run.py --models 2: two models side by side (own seeds, the ensemble's patience), each choosing between
+    checkpoint_best.pt and its average on val, the test sets translated by their ensemble."""
+    results_path = work / "results" / "multi30k.json"  # the module's: the ensemble test reads it
     run_script("run.py", "--data", DATA, "--work", work, "--skip-prepare", "--limit", 20, "--minutes", 1,
-               "--results", results_path, "--max-epoch", 2, *TINY_MODEL)
+               "--results", results_path, "--max-epoch", 2, "--precision", "fp32", "--models", 2, *TINY_MODEL)
 
     results = json.loads(results_path.read_text())
-    assert set(results) == {"arch", "train_flags", "train_minutes", "checkpoint", "test_2016_flickr",
+    assert set(results) == {"arch", "train_flags", "train_minutes", "checkpoint", "members", "test_2016_flickr",
                             "test_2017_flickr", "comparison"}
-    # two epochs: checkpoint_best.pt and the average of both epochs compete on val
-    val = results["checkpoint"]["val_sacrebleu"]
-    assert set(val) == {"checkpoint_best.pt", "checkpoint_avg2.pt"}
-    assert results["checkpoint"]["chosen"] == max(val, key=val.get)
+    members = results["members"]
+    assert [member["save_dir"] for member in members] == ["model1", "model2"]
+    for seed, member in enumerate(members, start=1):
+        member_dir = work / "main" / member["save_dir"]
+        # two epochs: checkpoint_best.pt and the average of both epochs compete on val
+        val = member["checkpoint"]["val_sacrebleu"]
+        assert set(val) == {"checkpoint_best.pt", "checkpoint_avg2.pt"}
+        assert member["checkpoint"]["chosen"] == max(val, key=val.get)
+        flags = member["train_flags"]
+        assert all(isinstance(flag, str) for flag in flags) and "--eval-bleu" in flags
+        last_value = importlib.import_module("fairseq_attn_gru.recipes.multi30k.train").last_value
+        assert flags[-2:] == ["--seed", str(seed)] and last_value(flags, "--lr-patience", None) == "1"
+        assert json.loads((member_dir / "train_info.json").read_text()) == {
+            key: member[key] for key in ("arch", "train_flags", "train_minutes")}
+        valid_lines = [line for line in (member_dir / "train.log").read_text().splitlines() if "| valid |" in line]
+        assert valid_lines and "| bleu " in valid_lines[-1]  # --eval-bleu --eval-bleu-detok moses ran
+        for test_set in ("test_2016_flickr", "test_2017_flickr"):
+            assert isinstance(member[test_set]["sacrebleu"], float)
+    assert results["checkpoint"]["chosen"] == [f"{m['save_dir']}/{m['checkpoint']['chosen']}" for m in members]
+    assert isinstance(results["checkpoint"]["val_sacrebleu"]["ensemble"], float)
     assert results["arch"] == "gru_nematus" and results["comparison"] == {}
-    assert all(isinstance(flag, str) for flag in results["train_flags"]) and "--eval-bleu" in results["train_flags"]
-    assert isinstance(results["train_minutes"], (int, float)) and 0 < results["train_minutes"] < 5
+    assert results["train_flags"] == members[0]["train_flags"]
+    assert results["train_minutes"] == max(member["train_minutes"] for member in members) < 5
     for test_set in ("test_2016_flickr", "test_2017_flickr"):
         assert set(results[test_set]) == {"sacrebleu", "signature"}
         assert isinstance(results[test_set]["sacrebleu"], float) and "tok:13a" in results[test_set]["signature"]
         assert len((work / "main" / f"{test_set}.hyp.en").read_text().splitlines()) == 20
-    assert json.loads((work / "main" / "train_info.json").read_text()) == {
-        key: results[key] for key in ("arch", "train_flags", "train_minutes")}
-    valid_lines = [line for line in (work / "main" / "train.log").read_text().splitlines() if "| valid |" in line]
-    assert valid_lines and "| bleu " in valid_lines[-1]  # --eval-bleu --eval-bleu-detok moses ran
     assert (results_path.parent / "multi30k_attention.png").stat().st_size > 0
+
+
+def generate_log_lines(text: str, kind: str) -> dict:
+    """{sentence id: (score, text)} of fairseq-generate's H- lines, {id: text} of its S- lines."""
+    lines = {}
+    for line in text.splitlines():
+        if line.startswith(kind + "-"):
+            fields = line.split("\t")
+            lines[int(fields[0][len(kind) + 1:])] = (float(fields[1]), fields[2]) if kind == "H" else fields[1]
+    return lines
+
+
+def test_the_ensemble_translates_as_fairseq_generate_with_both_checkpoints(work):
+    """run.py's test translations are those of fairseq-generate --path A:B (fairseq's ensemble: the models' token
+    probabilities averaged at each step), and the scores tell them from either model's alone."""
+    results_path = work / "results" / "multi30k.json"
+    if not results_path.is_file():
+        pytest.skip("needs test_train_evaluate_and_results_end_to_end's run")
+    chosen = [work / "main" / path for path in json.loads(results_path.read_text())["checkpoint"]["chosen"]]
+    ours = (work / "main" / "test_2016_flickr.generate.log").read_text()
+    ours_sources, ours_hypotheses = generate_log_lines(ours, "S"), generate_log_lines(ours, "H")
+
+    def generate(paths):
+        output = run_cli("fairseq-generate", work / "prep" / "bin", "--user-dir", USER_DIR, "--path",
+                         os.pathsep.join(map(str, paths)), "--gen-subset", "test", "--beam", 5, "--remove-bpe",
+                         "--batch-size", 64, "--cpu", env={"OMP_NUM_THREADS": "1"}).stdout
+        return generate_log_lines(output, "S"), generate_log_lines(output, "H")
+
+    sources, ensemble = generate(chosen)
+    same_source = [i for i in ours_hypotheses if sources[i] == ours_sources[i]]  # the same tokenised input
+    assert len(same_source) >= 18, (ours_sources, sources)
+    for i in same_source:
+        assert ours_hypotheses[i][1] == ensemble[i][1], i
+        assert abs(ours_hypotheses[i][0] - ensemble[i][0]) < 1e-3, i
+    for alone in (generate(chosen[:1])[1], generate(chosen[1:])[1]):
+        assert max(abs(ensemble[i][0] - alone[i][0]) for i in same_source) > 1e-2
 
 
 def test_evaluate_int8_translates_with_the_quantized_model(work, tmp_path):
     """evaluate.py --precision int8 loads the checkpoint quantized (the log names the int8 layers) and scores it."""
-    checkpoint = work / "main" / "checkpoint_best.pt"
+    checkpoint = work / "main" / "model1" / "checkpoint_best.pt"
     if not checkpoint.is_file():
         pytest.skip("needs test_train_evaluate_and_results_end_to_end's checkpoint")
     args = ["--prep", work / "prep", "--checkpoint", checkpoint, "--src", DATA / "val.de", "--ref", DATA / "val.en"]
@@ -116,7 +167,7 @@ def test_evaluate_int8_translates_with_the_quantized_model(work, tmp_path):
 
 def test_evaluate_lenpen_reaches_beam_search_and_refuses_a_non_number(work, tmp_path):
     """--lenpen is fairseq's length penalty: a large one picks longer finished hypotheses than 0 does."""
-    checkpoint = work / "main" / "checkpoint_best.pt"
+    checkpoint = work / "main" / "model1" / "checkpoint_best.pt"
     if not checkpoint.is_file():
         pytest.skip("needs test_train_evaluate_and_results_end_to_end's checkpoint")
     args = ["--prep", work / "prep", "--checkpoint", checkpoint, "--src", DATA / "val.de", "--ref", DATA / "val.en"]
@@ -138,18 +189,18 @@ def test_evaluate_names_a_missing_checkpoint(work, tmp_path):
 
 
 def test_skip_training_scores_the_finished_run_without_training_again(work, tmp_path):
-    """run.py --skip-training takes WORK/main as train.py left it: same flags and minutes in the results, no new
-    training; a WORK/main without a finished run is one line."""
-    if not (work / "main" / "train_info.json").is_file():
+    """run.py --skip-training takes WORK/main's models as train.py left them: same flags and minutes in the results,
+    no new training; a WORK/main without a finished run is one line."""
+    if not (work / "main" / "model2" / "train_info.json").is_file():
         pytest.skip("needs test_train_evaluate_and_results_end_to_end's run")
     own_work = tmp_path / "work"
     shutil.copytree(work / "prep", own_work / "prep")
     args = ["--data", DATA, "--work", own_work, "--skip-prepare", "--skip-training", "--limit", 20,
-            "--results", tmp_path / "multi30k.json"]
+            "--results", tmp_path / "multi30k.json", "--models", 2]
     missing = run_script("run.py", *args, check=False)
     assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1] == (
-        f"error: --skip-training: {str(own_work / 'main')!r} holds no finished train.py run (train_info.json and "
-        "checkpoint_best.pt); train it first, with run.py or train.py")
+        f"error: --skip-training: {str(own_work / 'main' / 'model1')!r} holds no finished train.py run "
+        "(train_info.json and checkpoint_best.pt); train it first, with run.py or train.py")
 
     precision = run_script("run.py", *args, "--precision", "fp32", check=False)
     assert precision.returncode == 2 and precision.stderr.strip().splitlines()[-1] == (
@@ -157,12 +208,14 @@ def test_skip_training_scores_the_finished_run_without_training_again(work, tmp_
         "(the comparison trains the same way)")
 
     shutil.copytree(work / "main", own_work / "main")
-    log_before = (own_work / "main" / "train.log").read_text()
+    logs_before = [(own_work / "main" / f"model{i}" / "train.log").read_text() for i in (1, 2)]
     run_script("run.py", *args)
     results = json.loads((tmp_path / "multi30k.json").read_text())
-    trained = json.loads((own_work / "main" / "train_info.json").read_text())
-    assert {key: results[key] for key in ("arch", "train_flags", "train_minutes")} == trained
-    assert (own_work / "main" / "train.log").read_text() == log_before  # fairseq-train did not run again
+    for i, member in enumerate(results["members"], start=1):
+        trained = json.loads((own_work / "main" / f"model{i}" / "train_info.json").read_text())
+        assert {key: member[key] for key in ("arch", "train_flags", "train_minutes")} == trained
+    # fairseq-train did not run again
+    assert [(own_work / "main" / f"model{i}" / "train.log").read_text() for i in (1, 2)] == logs_before
     assert isinstance(results["test_2016_flickr"]["sacrebleu"], float)
 
 
@@ -170,7 +223,7 @@ def test_reuse_comparison_keeps_the_earlier_runs_table_and_names_its_flags(work,
     results_path = tmp_path / "multi30k.json"
     results_path.write_text(json.dumps({"train_flags": ["--earlier"], "comparison": {}}))
     args = ["--data", DATA, "--skip-prepare", "--limit", 20, "--minutes", 1, "--results", results_path,
-            "--reuse-comparison", "--max-update", 2, *TINY_MODEL]
+            "--reuse-comparison", "--max-update", 2, *TINY_MODEL]  # one model (the default): WORK/main itself
     own_work = tmp_path / "work"
     shutil.copytree(work / "prep", own_work / "prep")
     empty = run_script("run.py", "--work", own_work, *args, check=False)
@@ -185,3 +238,5 @@ def test_reuse_comparison_keeps_the_earlier_runs_table_and_names_its_flags(work,
     results = json.loads(results_path.read_text())
     assert results["comparison"] == earlier and results["comparison_base_flags"] == ["--earlier"]
     assert "--max-update" in results["train_flags"]  # this run's own flags, not the earlier ones
+    assert "members" not in results and "--seed" not in results["train_flags"]
+    assert json.loads((own_work / "main" / "train_info.json").read_text())["train_flags"] == results["train_flags"]

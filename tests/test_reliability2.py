@@ -384,7 +384,7 @@ def test_run_scores_every_test_pair_it_finds(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(run, "score", fake_score)
     results_path = tmp_path / "r.json"
     run.main(["--data", str(data), "--work", str(work), "--skip-prepare", "--results", str(results_path),
-              "--precision", "fp32"])
+              "--precision", "fp32", "--models", "1"])
     results = json.loads(results_path.read_text())
     assert scored == run.test_sets(data)
     for split in scored:
@@ -398,7 +398,8 @@ def test_run_refuses_a_damaged_extra_test_pair_before_training(tmp_path, monkeyp
     data = raw_multi30k(tmp_path / "data")
     (data / "test_2018_flickr.de").write_text("ein Hund\nzwei Katzen\n")
     (data / "test_2018_flickr.en").write_text("a dog\n")
-    monkeypatch.setattr(run, "train", lambda *args, **kwargs: pytest.fail("trained before checking the test sets"))
+    for trainer in ("train", "train_side_by_side"):
+        monkeypatch.setattr(run, trainer, lambda *args, **kwargs: pytest.fail("trained before checking the test sets"))
     with pytest.raises(UserError, match="test_2018_flickr.de has 2 lines but test_2018_flickr.en has 1"):
         run.main(["--data", str(data), "--work", str(tmp_path / "work"), "--skip-prepare"])
 
@@ -421,7 +422,7 @@ def test_run_names_a_damaged_checkpoint_in_one_line(checkpoint, tmp_path, monkey
     (main_dir / "checkpoint1.pt").write_bytes(good)
     (main_dir / "checkpoint2.pt").write_bytes(os.urandom(3000))
     args = ["--data", str(data), "--work", str(work), "--skip-prepare", "--results", str(tmp_path / "r.json"),
-            "--precision", "fp32"]
+            "--precision", "fp32", "--models", "1"]
     with pytest.raises(UserError, match=re.escape(f"checkpoint '{main_dir / 'checkpoint2.pt'}' is not a readable")):
         run.main([*args, "--average-last", "2"])
     (main_dir / "checkpoint_best.pt").write_bytes(good[: len(good) // 2])
@@ -437,3 +438,51 @@ def test_multi30k_train_save_dir_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=re.escape(f"SAVE_DIR '{tmp_path / 'file' / 'run'}' cannot be created")):
         train.train(tmp_path / "bin", tmp_path / "file" / "run", precision="fp32")
+
+
+def test_run_ensemble_members_get_their_own_seed_and_the_users_flags_win():
+    from fairseq_attn_gru.recipes.multi30k import run
+    from fairseq_attn_gru.recipes.multi30k.train import last_value
+
+    assert run.member_flags(["--dropout", "0.3"], 1) == [["--dropout", "0.3"]]
+    members = run.member_flags(["--seed", "5", "--dropout", "0.3"], 3)
+    assert [last_value(flags, "--seed", None) for flags in members] == ["5", "6", "7"]
+    assert all(last_value(flags, "--lr-patience", None) == "1" and flags.count("0.3") == 1 for flags in members)
+    assert [last_value(flags, "--seed", None) for flags in run.member_flags([], 2)] == ["1", "2"]  # fairseq's 1
+    users = run.member_flags(["--lr-patience", "3"], 2)
+    assert all(last_value(flags, "--lr-patience", None) == "3" for flags in users)
+    assert run.member_dirs(REPO, 1) == [REPO / "main"]
+    assert run.member_dirs(REPO, 2) == [REPO / "main" / "model1", REPO / "main" / "model2"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--models", "0"], "--models=0 is not allowed: 1 (one model) or more (an ensemble)"),
+    (["--seed", "x"], "--seed=x is not allowed: an integer (an ensemble's models take SEED, SEED+1, ...)"),
+])
+def test_run_refuses_bad_ensemble_values_in_one_line(flags, message, tmp_path):
+    result = run_cli(REPO / "scripts" / "multi30k" / "run.py", "--data", tmp_path, "--work", tmp_path / "work", *flags,
+                     check=False)
+    one_line_error(result, message)
+
+
+def test_train_side_by_side_shares_the_cores_and_lets_the_others_finish_when_one_fails(tmp_path, monkeypatch):
+    from fairseq_attn_gru.recipes.multi30k import train
+
+    finished = []
+
+    def fake_train(data_bin, save_dir, flags, minutes, precision, threads, echo_prefix):
+        if save_dir.name == "model1":
+            raise UserError("model1 failed")
+        time.sleep(0.2)  # still running when model1 fails
+        finished.append((save_dir.name, flags, minutes, precision, threads, echo_prefix))
+        return {"save_dir": save_dir.name}
+
+    monkeypatch.setattr(train, "train", fake_train)
+    monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+    dirs = [tmp_path / "model1", tmp_path / "model2"]
+    with pytest.raises(UserError, match="model1 failed"):
+        train.train_side_by_side(tmp_path, dirs, [["--seed", "1"], ["--seed", "2"]], 3.0, "fp32")
+    assert finished == [("model2", ["--seed", "2"], 3.0, "fp32", 2, "model2")]  # 5 cores // 2 models
+    monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0})
+    results = train.train_side_by_side(tmp_path, dirs[1:] * 2, [["--a"], ["--b"]], None, "bf16")
+    assert results == [{"save_dir": "model2"}] * 2 and finished[-1][4] == 1  # never fewer than one thread

@@ -346,7 +346,6 @@ class DeepGRU(nn.Module):
         outputs: List[Tensor] = []
         h = h0  # (B, H)
         for t in range(input_gates.size(0)):
-            running = h.new_ones(h.size(0), 1) if lengths is None else (lengths > t).to(h.dtype).unsqueeze(1)  # (B, 1)
             state = h
             for j in range(len(params) // 4):
                 bias_i, weight_h, bias_h, gain_h = params[4 * j], params[4 * j + 1], params[4 * j + 2], params[4 * j + 3]
@@ -361,8 +360,13 @@ class DeepGRU(nn.Module):
                     assert bias_i is not None
                     input_j = bias_i  # (3H,): a^j = b_i^j
                 state = _gru_update(input_j, hidden_gates, state)  # (B, H)
-            h = h + running * (state.to(h.dtype) - h)  # (B, H): rows past their length keep their state
-            outputs.append(state * running)  # (B, H)
+            if lengths is None:  # every row runs every step (the decoder's call): no mask, no ops spent on one
+                h = state.to(h.dtype)  # (B, H)
+                outputs.append(state.to(torch.promote_types(state.dtype, h.dtype)))  # (B, H): the masked path's dtype
+            else:
+                running = (lengths > t).to(h.dtype).unsqueeze(1)  # (B, 1)
+                h = h + running * (state.to(h.dtype) - h)  # (B, H): rows past their length keep their state
+                outputs.append(state * running)  # (B, H)
         return torch.stack(outputs, dim=0)  # (T, B, H)
 
     def _fast_path(self, x: Tensor) -> bool:

@@ -9,12 +9,14 @@ the way prepare.py treated the training data (after prepare.py's Moses punctuati
 batches with beam search, and removes the BPE; the hypotheses are Moses-detokenised and scored against the
 untouched reference lines. Writes PREFIX.hyp.en (detokenised hypotheses) and PREFIX.generate.log (fairseq-generate's
 S-/T-/H-/D-/A- lines; default PREFIX: the checkpoint's directory / the source file's stem) and prints
-{"sacrebleu", "signature"} as JSON.
+{"sacrebleu", "signature"} as JSON. --checkpoint A.pt:B.pt (checkpoints joined by os.pathsep, as fairseq-generate's
+--path takes them) translates with their ensemble, e.g. run.py's WORK/main/model1/checkpoint_best.pt and model2's.
 """
 import argparse
 import json
 import logging
 import math
+import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,11 @@ def check_prep(prep_dir) -> Path:
         if not (prep_dir / needed).is_file():
             fail(f"--prep {str(prep_dir)!r} is not a prepare.py output: {needed} is missing")
     return prep_dir
+
+
+def checkpoint_paths(checkpoint) -> List[Path]:
+    """--checkpoint's files, absolute: one checkpoint, or an ensemble's joined by os.pathsep; a missing one is named."""
+    return [require_file(path, "--checkpoint").resolve() for path in str(checkpoint).split(os.pathsep)]
 
 
 @contextmanager
@@ -69,10 +76,12 @@ def load_hub(prep_dir, checkpoint, batch_size: int = 64, precision: str = "saved
     tokenisation without dash splitting or HTML escaping and subword-nmt BPE with --prep/bpe.codes (text.py's
     treatment), batches of ``batch_size`` sentences on the CPU, in ``precision`` (PRECISION_OVERRIDES; int8: the
     model quantized at load time, docs/inference.md)."""
-    prep_dir, checkpoint = check_prep(prep_dir).resolve(), Path(require_file(checkpoint, "--checkpoint")).resolve()
-    with _quiet_fairseq():
+    prep_dir = check_prep(prep_dir).resolve()
+    checkpoints = checkpoint_paths(checkpoint)
+    with _quiet_fairseq():  # fairseq's hub loads an ensemble from checkpoint file names joined by os.pathsep
         hub = GRUAttnModel.from_pretrained(
-            str(checkpoint.parent), checkpoint_file=checkpoint.name, data_name_or_path=str(prep_dir / "bin"),
+            str(checkpoints[0].parent), checkpoint_file=os.pathsep.join(map(str, checkpoints)),
+            data_name_or_path=str(prep_dir / "bin"),
             tokenizer="moses", moses_no_dash_splits=True, moses_no_escape=True,
             bpe="subword_nmt", bpe_codes=str(prep_dir / BPE_CODES), source_lang="de", target_lang="en", **PRECISION_OVERRIDES[precision])
     with open_dict(hub.cfg):  # batches by sentence count, like fairseq-generate --batch-size
@@ -143,11 +152,11 @@ def translate(prep_dir, checkpoint, sources: List[str], references: List[str], l
 def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64, out_prefix=None,
              limit: Optional[int] = None, precision: str = "saved", lenpen: float = 1.0) -> dict:
     """sacreBLEU of the checkpoint's translation of raw file src against raw file ref: {"sacrebleu", "signature"}."""
-    require_file(checkpoint, "--checkpoint")
+    checkpoint_paths(checkpoint)
     sources, references = read_lines(require_file(src, "--src"), limit), read_lines(require_file(ref, "--ref"), limit)
     if len(sources) != len(references):
         fail(f"--src {str(src)!r} has {len(sources)} lines but --ref {str(ref)!r} has {len(references)}")
-    out_prefix = Path(out_prefix or Path(checkpoint).parent / Path(src).stem)
+    out_prefix = Path(out_prefix or Path(str(checkpoint).split(os.pathsep)[0]).parent / Path(src).stem)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     translations = translate(prep_dir, checkpoint, sources, references, out_prefix, beam, batch_size,
                              precision=precision, lenpen=lenpen)
@@ -160,7 +169,9 @@ def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prep", required=True, help="prepare.py's --out directory (bpe.codes, bin/dict.*.txt)")
-    parser.add_argument("--checkpoint", required=True, help="a fairseq checkpoint, e.g. SAVE_DIR/checkpoint_best.pt")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a fairseq checkpoint, e.g. SAVE_DIR/checkpoint_best.pt, or several joined by "
+                             f"'{os.pathsep}' (A.pt{os.pathsep}B.pt): their ensemble translates, as fairseq-generate --path's")
     parser.add_argument("--src", required=True, help="raw German text, one sentence per line")
     parser.add_argument("--ref", required=True, help="raw English reference, line-aligned with --src")
     parser.add_argument("--beam", type=int, default=5, help="beam size (default: 5)")

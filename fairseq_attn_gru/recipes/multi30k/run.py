@@ -5,19 +5,25 @@ test sets -> results json.
     python scripts/multi30k/run.py ... --compare-minutes 20     # also train and score 6 variants
     python scripts/multi30k/run.py ... --reuse-comparison       # or keep those of the existing --results file
 
-Writes --results (default results/multi30k.json) and, next to it, <name>_attention.png (the main model's
+The main run trains one model on all cores in WORK/main; --models N (N > 1) trains N side by side instead, the
+CPU's cores shared out between them, each with its own seed, in WORK/main/model1, model2, ..., and translates the
+test sets with their ensemble (fairseq's: the models' next-token probabilities averaged at every beam step). Each
+model translates with checkpoint_best.pt or the average of its last --average-last epoch checkpoints
+(average.py), whichever scores higher on val.
+
+Writes --results (default results/multi30k.json) and, next to it, <name>_attention.png (the main run's
 attention on a test_2016_flickr sentence). Flags it does not know go to every fairseq-train run, after the
 recipe's defaults (see train.py). --limit N and --bpe-merges go to prepare.py (--limit also cuts the
-evaluation sets): small smoke runs. The test sets are translated with checkpoint_best.pt or the average of
-the last --average-last epoch checkpoints (average.py), whichever scores higher on val. Running again with
-the same --work resumes the main run from WORK/main/checkpoint_last.pt (fairseq's default); delete WORK/main
-to start over.
+evaluation sets): small smoke runs. Running again with the same --work resumes each model from its
+checkpoint_last.pt (fairseq's default); delete WORK/main to start over.
 """
 import argparse
 import contextlib
 import json
 import logging
+import os
 from pathlib import Path
+from typing import List
 
 # importing fairseq sets the root logger to DEBUG (fairseq/models/wav2vec/wav2vec2_classification.py)
 logging.getLogger("matplotlib").setLevel(logging.WARNING)
@@ -28,7 +34,7 @@ from .evaluate import check_prep, evaluate, translate  # noqa: E402
 from .text import read_lines  # noqa: E402
 from ..cli import fail  # noqa: E402
 from ...errors import UserError, user_message  # noqa: E402
-from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train  # noqa: E402
+from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train, train_side_by_side  # noqa: E402
 
 from ...models.config import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
 from ..plotting import plot_attention  # noqa: E402
@@ -44,6 +50,13 @@ VARIANTS = {
     "concat_bahdanau": ["--attention-type", "concat", "--decoder-style", "bahdanau"],
     "dot_teacher_forcing_0.8": ["--attention-type", "dot", "--teacher-forcing", "0.8"],
 }
+# an ensemble's models each get a share of the cores (two models: ~2,700 tok/s each against ~4,000 for one model on
+# both cores, docs/multi30k.md), so an epoch takes ~1.5x as long and the recipe's first shrink of the rate after
+# two validations without a new best (epoch 22 of a single model) would come after the hour: one validation instead
+ENSEMBLE_FLAGS = ["--lr-patience", "1"]
+# two models side by side in the hour: val 43.43 against one model's 43.14, within the single run's epoch-to-epoch
+# noise, for twice the decoding time (docs/multi30k.md): one model by default, the ensemble an option
+DEFAULT_MODELS = 1
 ATTENTION_SENTENCE = 0  # the test_2016_flickr line shown in the heat map
 
 
@@ -58,6 +71,9 @@ def parse_args(argv=None):
     parser.add_argument("--reuse-comparison", action="store_true",
                         help="keep the comparison in the existing --results file instead of training it again; "
                              "the json then records that run's flags as comparison_base_flags")
+    parser.add_argument("--models", type=int, default=DEFAULT_MODELS,
+                        help="models trained side by side (each its own seed, the cores shared out) whose ensemble "
+                             "translates; 1: one model on all cores (default: %(default)s)")
     parser.add_argument("--average-last", type=int, default=KEEP_LAST_EPOCHS,
                         help="average the main run's last N epoch checkpoints and keep the average if it beats "
                              "checkpoint_best.pt on val; 0 or 1: no averaging (default: %(default)s)")
@@ -81,9 +97,28 @@ def parse_args(argv=None):
     if args.skip_training and args.precision != "auto":
         fail(f"--precision={args.precision} is not allowed with --skip-training: the finished run's training fixed "
              "its precision (the comparison trains the same way)")
+    if args.models < 1:
+        fail(f"--models={args.models} is not allowed: 1 (one model) or more (an ensemble)")
+    seed = last_value(train_flags, "--seed", "1")
+    if not seed.lstrip("-").isdigit():
+        fail(f"--seed={seed} is not allowed: an integer (an ensemble's models take SEED, SEED+1, ...)")
     if args.average_last < 0:
         fail(f"--average-last={args.average_last} is not allowed: 0 (no averaging) or more")
     return args, train_flags
+
+
+def member_dirs(work: Path, models: int) -> List[Path]:
+    """Where each model of the main run trains: WORK/main for one model, WORK/main/model1, model2, ... for more."""
+    return [work / "main"] if models == 1 else [work / "main" / f"model{i}" for i in range(1, models + 1)]
+
+
+def member_flags(train_flags: List[str], models: int) -> List[List[str]]:
+    """Each model's fairseq-train flags: for an ensemble ENSEMBLE_FLAGS (the user's flags override them) and its own
+    seed, SEED + i (SEED: the flags' --seed, fairseq's default 1)."""
+    if models == 1:
+        return [list(train_flags)]
+    seed = int(last_value(train_flags, "--seed", "1"))
+    return [[*ENSEMBLE_FLAGS, *train_flags, "--seed", str(seed + i)] for i in range(models)]
 
 
 def trained_run(save_dir: Path) -> dict:
@@ -118,6 +153,28 @@ def choose_checkpoint(prep, data, save_dir, average_last, limit):
     chosen = max(val, key=val.get)
     print(f"== main run: val sacreBLEU {val}; translating the test sets with {chosen}", flush=True)
     return candidates[chosen], {"chosen": chosen, "val_sacrebleu": val}
+
+
+def ensemble(prep, data, main_dir: Path, infos: List[dict], chosen, tests, limit):
+    """The ensemble of the models' chosen checkpoints (fairseq's --path A:B:...) and the results json's start: the
+    first model's arch and flags (the others differ only by --seed), the longest training, the ensemble's val score,
+    and under "members" each model's own run, checkpoint choice and test scores (what the ensemble adds)."""
+    checkpoint = os.pathsep.join(str(path) for path, _ in chosen)
+    val = score(prep, checkpoint, data, "val", limit, out_prefix=main_dir / "val.ensemble")["sacrebleu"]
+    print(f"== main run: val sacreBLEU of the ensemble {val}", flush=True)
+    members = []
+    for info, (path, selection) in zip(infos, chosen):
+        member = {"save_dir": path.parent.name, **info, "checkpoint": selection}
+        member.update({name: score(prep, path, data, name, limit, out_prefix=path.parent / name) for name in tests})
+        print(f"   {member['save_dir']} alone: " + "  ".join(f"{name} {member[name]['sacrebleu']}" for name in tests),
+              flush=True)
+        members.append(member)
+    results = {"arch": infos[0]["arch"], "train_flags": infos[0]["train_flags"],
+               "train_minutes": max(info["train_minutes"] for info in infos),
+               "checkpoint": {"chosen": [f"{path.parent.name}/{path.name}" for path, _ in chosen],
+                              "val_sacrebleu": {"ensemble": val}},
+               "members": members}
+    return checkpoint, results
 
 
 def compare(prep, data, work, train_flags, minutes, precision, limit) -> dict:
@@ -235,17 +292,26 @@ def run(argv=None):
                       *(["--limit", str(args.limit)] if args.limit else [])])
 
     reused = earlier_comparison(results_path) if args.reuse_comparison else None  # fail before the hour, not after
+    save_dirs = member_dirs(work, args.models)
     if args.skip_training:
-        info = trained_run(work / "main")
-        precision = "bf16" if "--cpu-bf16" in info["train_flags"] else "fp32"  # the comparison trains the same way
+        infos = [trained_run(save_dir) for save_dir in save_dirs]
+        precision = "bf16" if "--cpu-bf16" in infos[0]["train_flags"] else "fp32"  # the comparison trains the same way
     else:
-        print(f"== main run: training {args.minutes} min", flush=True)
+        side_by_side = f", {args.models} models side by side" if args.models > 1 else ""
+        print(f"== main run: training {args.minutes} min{side_by_side}", flush=True)
         precision = resolve_precision(args.precision)  # once, so every run trains the same way
-        info = train(prep / "bin", work / "main", train_flags, args.minutes, precision)
-    checkpoint, selection = choose_checkpoint(prep, data, work / "main", args.average_last, args.limit)
+        flags = member_flags(train_flags, args.models)
+        infos = (train_side_by_side(prep / "bin", save_dirs, flags, args.minutes, precision) if args.models > 1
+                 else [train(prep / "bin", save_dirs[0], flags[0], args.minutes, precision)])
+    chosen = [choose_checkpoint(prep, data, save_dir, args.average_last, args.limit) for save_dir in save_dirs]
+    if args.models == 1:
+        (checkpoint, selection), = chosen
+        results = {**infos[0], "checkpoint": selection}
+    else:
+        checkpoint, results = ensemble(prep, data, work / "main", infos, chosen, tests, args.limit)
     print(f"== main run: translating {', '.join(tests)} (beam 5)", flush=True)
-    results = {**info, "checkpoint": selection,
-               **{name: score(prep, checkpoint, data, name, args.limit) for name in tests}}
+    results.update({name: score(prep, checkpoint, data, name, args.limit, out_prefix=work / "main" / name)
+                    for name in tests})
     for name in tests:
         print(f"   {name}: sacreBLEU {results[name]['sacrebleu']}  ({results[name]['signature']})", flush=True)
     if reused:
@@ -258,7 +324,7 @@ def run(argv=None):
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {results_path}")
     attention_path = results_path.with_name(results_path.stem + "_attention.png")
-    if has_attention(info):
+    if has_attention(results):
         plot_test_attention(prep, checkpoint, data, attention_path, log_prefix=work / "main" / "attention")
         print(f"wrote {attention_path}")
     else:

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import List
 
@@ -77,8 +78,11 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
-def train(data_bin, save_dir, extra_flags=(), minutes=None, precision="auto") -> dict:
-    """Run fairseq-train; returns (and writes to SAVE_DIR/train_info.json) {"arch", "train_flags", "train_minutes"}."""
+def train(data_bin, save_dir, extra_flags=(), minutes=None, precision="auto", threads=None, echo_prefix=None) -> dict:
+    """Run fairseq-train; returns (and writes to SAVE_DIR/train_info.json) {"arch", "train_flags", "train_minutes"}.
+
+    ``threads``: OMP_NUM_THREADS for this run, unless the environment sets it. ``echo_prefix``: echo only the epoch
+    summaries, tagged with it (for runs side by side), instead of every line."""
     if not (Path(data_bin) / "dict.de.txt").is_file():
         fail(f"DATA_BIN {str(data_bin)!r} holds no binarized data (dict.de.txt); run prepare.py first")
     if "--save-dir" in extra_flags:
@@ -93,11 +97,28 @@ def train(data_bin, save_dir, extra_flags=(), minutes=None, precision="auto") ->
         flags += ["--stop-time-hours", f"{minutes / 60:.6g}"]
     flags += [str(flag) for flag in extra_flags]
     start = time.time()
-    run_tool("fairseq-train", flags, save_dir / "train.log", echo_all=True, env=training_env(os.environ))
+    env = training_env(os.environ)
+    if threads is not None and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(threads)
+    run_tool("fairseq-train", flags, save_dir / "train.log", echo_all=echo_prefix is None, echo_prefix=echo_prefix,
+             env=env)
     info = {"arch": last_value(flags, "--arch", ARCH), "train_flags": flags,
             "train_minutes": round((time.time() - start) / 60, 2)}
     (save_dir / "train_info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def train_side_by_side(data_bin, save_dirs: List[Path], member_flags: List[List[str]], minutes=None,
+                       precision="auto") -> List[dict]:
+    """One fairseq-train per save dir, all at once, the CPU's cores shared out between them (at least one each);
+    returns their train() results in order. Each is its own process, so a failure of one leaves the others to
+    finish (their checkpoints stay); then the first failure is raised."""
+    threads = max(1, len(os.sched_getaffinity(0)) // len(save_dirs))
+    with ThreadPoolExecutor(max_workers=len(save_dirs)) as pool:  # the threads only wait on the processes
+        futures = [pool.submit(train, data_bin, save_dir, flags, minutes, precision, threads, save_dir.name)
+                   for save_dir, flags in zip(save_dirs, member_flags)]
+        wait(futures)
+    return [future.result() for future in futures]
 
 
 def main(argv=None):
