@@ -286,15 +286,15 @@ def test_demo_refuses_checkpoints_trained_with_other_options(checkpoint, tmp_pat
     assert not (out / "results.json").exists()
 
 
-def test_demo_sigterm_stops_its_fairseq_train(tmp_path):
-    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "demo.py"), "--out-dir", str(tmp_path),
-                                "--types", "dot", "--epochs", "1", "--train-size", "50000", "--vocab-size", "20",
-                                "--max-len", "8", "--test-size", "8"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+def assert_sigterm_stops_children(command, children_wanted, last_line_start, env=None):
+    """Start ``command``; once it runs ``children_wanted`` fairseq-train children, SIGTERM it: it exits 143 with
+    stderr's last line starting ``last_line_start``, and none of those children outlives it."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONWARNINGS="ignore", **(env or {})))
     children = []
     try:
-        deadline = time.time() + 120
-        while not children:
+        deadline = time.time() + 180
+        while len(children) < children_wanted:
             assert time.time() < deadline and process.poll() is None
             children = [pid for pid in children_of(process.pid) if "fairseq-train" in cmdline(pid)]
             time.sleep(0.05)
@@ -302,11 +302,18 @@ def test_demo_sigterm_stops_its_fairseq_train(tmp_path):
         stderr = process.communicate(timeout=60)[1]
         assert process.returncode == 143, stderr[-2000:]
         last = stderr.strip().splitlines()[-1]
-        assert last.startswith("interrupted by SIGTERM: the running fairseq tool was stopped"), last
-        wait_until_gone(children, 15, "fairseq-train outlived the demo")
+        assert last.startswith(last_line_start), last
+        wait_until_gone(children, 15, "a fairseq-train outlived the script")
     finally:
         process.kill()
         kill_all(children)
+
+
+def test_demo_sigterm_stops_its_fairseq_train(tmp_path):
+    assert_sigterm_stops_children(
+        [sys.executable, str(REPO / "scripts" / "demo.py"), "--out-dir", str(tmp_path), "--types", "dot", "--epochs",
+         "1", "--train-size", "50000", "--vocab-size", "20", "--max-len", "8", "--test-size", "8"],
+        1, "interrupted by SIGTERM: the running fairseq tool was stopped")
 
 
 # -- scripts/multi30k: damaged checkpoints and input files ------------------------------------------------------
@@ -486,3 +493,15 @@ def test_train_side_by_side_shares_the_cores_and_lets_the_others_finish_when_one
     monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0})
     results = train.train_side_by_side(tmp_path, dirs[1:] * 2, [["--a"], ["--b"]], None, "bf16")
     assert results == [{"save_dir": "model2"}] * 2 and finished[-1][4] == 1  # never fewer than one thread
+
+
+def test_multi30k_run_sigterm_stops_every_fairseq_train_side_by_side(tmp_path):
+    """SIGTERM to run.py while two models train side by side: both fairseq-train processes stop (none is left training
+    on its own), and the script ends with one line, status 143."""
+    data = raw_multi30k(tmp_path / "data")
+    tiny = ["--encoder-embed-dim", "8", "--encoder-hidden-size", "8", "--encoder-layers", "1", "--decoder-embed-dim",
+            "8", "--decoder-hidden-size", "8", "--decoder-layers", "1", "--decoder-out-embed-dim", "8"]
+    assert_sigterm_stops_children(
+        [sys.executable, str(REPO / "scripts" / "multi30k" / "run.py"), "--data", str(data), "--work",
+         str(tmp_path / "work"), "--models", "2", "--precision", "fp32", "--max-epoch", "100000", *tiny],
+        2, "interrupted by SIGTERM: the running fairseq tools were stopped", env={"OMP_NUM_THREADS": "1"})

@@ -4,9 +4,13 @@ Recipe code raises :class:`UserError` for input a person can fix; only ``run_mai
 script in ``scripts/``) turns it into ``error: ...`` on stderr and exit status 2. Imported from Python, the
 recipes raise ordinary exceptions and never end the caller's process.
 """
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -112,3 +116,75 @@ def run_entry(target: str, argv: Optional[List[str]] = None) -> int:
         print(f"error: {missing_module_message(top)}", file=sys.stderr, flush=True)
         return 2
     return run_main(getattr(module, function or "main"), argv)
+
+
+# -- signals: stop the fairseq tools that are running, then the script ---------------------------------------------
+
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def child_pids():
+    """This process's children (Linux: /proc; elsewhere none are found)."""
+    me, children = os.getpid(), []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
+                            children.append(int(entry))
+    return children
+
+
+def stop_children(signum, grace: float = 10.0) -> None:
+    """Send the children ``signum``; those still running after ``grace`` seconds get SIGKILL."""
+    children = child_pids()
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+    deadline = time.time() + grace
+    for pid in children:
+        while time.time() < deadline:
+            with contextlib.suppress(ChildProcessError, OSError):
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def children_stopped_on_signals():
+    """While a recipe runs: SIGINT/SIGTERM stop the running fairseq tools (this process's children) first, then
+    raise Interrupted; the script's main turns that into ``leave_interrupted``'s line."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # one stop at a time
+        stop_children(signum)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def leave_interrupted(interrupted: "Interrupted", message: str):
+    """After a signal: ``interrupted by SIG...: <message>`` on stderr and exit status 128 + the signal's number; in
+    an interactive Python session the KeyboardInterrupt instead (a recipe never ends a Python session)."""
+    if sys.flags.interactive or hasattr(sys, "ps1"):
+        raise interrupted
+    sys.stdout.flush()
+    print(f"interrupted by {signal.Signals(interrupted.signum).name}: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(128 + interrupted.signum) from None
+

@@ -15,12 +15,8 @@ whose training was interrupted, and refuses, in one line, checkpoints trained wi
 running, then the demo (exit status 130/143).
 """
 import argparse
-import contextlib
 import json
 import os
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +25,8 @@ import matplotlib
 matplotlib.use("Agg")  # no window needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .cli import USER_DIR, fail, run_tool  # noqa: E402
+from .cli import (USER_DIR, Interrupted, children_stopped_on_signals, fail, leave_interrupted,  # noqa: E402
+                  run_tool)
 from .plotting import plot_attention  # noqa: E402
 from .scoring import parse_generate_output, sacrebleu_score, score_translations, trained_parameters  # noqa: E402
 
@@ -118,66 +115,6 @@ def write_record(save_dir: Path, record: dict) -> None:
     temporary = save_dir / (RUN_RECORD + ".tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(temporary, save_dir / RUN_RECORD)
-
-
-# -- signals: stop the fairseq tool that is running, then the demo ---------------------------------------------
-
-class Interrupted(KeyboardInterrupt):
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def child_pids():
-    """This process's children (Linux: /proc; elsewhere none are found)."""
-    me, children = os.getpid(), []
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with contextlib.suppress(OSError, IndexError, ValueError):
-                    with open(f"/proc/{entry}/stat") as stat:
-                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
-                            children.append(int(entry))
-    return children
-
-
-def stop_children(signum, grace: float = 10.0) -> None:
-    """Send the children ``signum``; those still running after ``grace`` seconds get SIGKILL."""
-    children = child_pids()
-    for pid in children:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signum)
-    deadline = time.time() + grace
-    for pid in children:
-        while time.time() < deadline:
-            with contextlib.suppress(ChildProcessError, OSError):
-                if os.waitpid(pid, os.WNOHANG) != (0, 0):
-                    break
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def children_stopped_on_signals():
-    """While the demo runs: SIGINT/SIGTERM stop the running fairseq tool first, then raise Interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)  # one stop at a time
-        stop_children(signum)
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def toy_flags(args):
@@ -297,13 +234,8 @@ def main(argv=None):
         with children_stopped_on_signals():
             run_demo(args, out_dir)
     except Interrupted as interrupted:
-        if sys.flags.interactive or hasattr(sys, "ps1"):
-            raise  # a Python session: an ordinary KeyboardInterrupt
-        sys.stdout.flush()
-        print(f"interrupted by {signal.Signals(interrupted.signum).name}: the running fairseq tool was stopped; "
-              f"models trained so far stay in {out_dir / 'checkpoints'}: run the same command to go on",
-              file=sys.stderr, flush=True)
-        raise SystemExit(128 + interrupted.signum) from None
+        leave_interrupted(interrupted, f"the running fairseq tool was stopped; models trained so far stay in "
+                                       f"{out_dir / 'checkpoints'}: run the same command to go on")
 
 
 def run_demo(args, out_dir: Path):
