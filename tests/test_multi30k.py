@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO, SHARED, USER_DIR, run_cli
 from fairseq.data import Dictionary, data_utils
+from fairseq_attn_gru.recipes.scoring import parse_generate_output
 
 DATA = SHARED / "data" / "multi30k"
 SCRIPTS = REPO / "scripts" / "multi30k"
@@ -115,14 +116,9 @@ def test_train_evaluate_and_results_end_to_end(work):
     assert (results_path.parent / "multi30k_attention.png").stat().st_size > 0
 
 
-def generate_log_lines(text: str, kind: str) -> dict:
-    """{sentence id: (score, text)} of fairseq-generate's H- lines, {id: text} of its S- lines."""
-    lines = {}
-    for line in text.splitlines():
-        if line.startswith(kind + "-"):
-            fields = line.split("\t")
-            lines[int(fields[0][len(kind) + 1:])] = (float(fields[1]), fields[2]) if kind == "H" else fields[1]
-    return lines
+def by_id(generate_output: str) -> dict:
+    """{sentence id: Translation} of fairseq-generate's output (source, first hypothesis, its score in extra)."""
+    return {item.id: item for item in parse_generate_output(generate_output)}
 
 
 def test_the_ensemble_translates_as_fairseq_generate_with_both_checkpoints(work):
@@ -132,23 +128,21 @@ def test_the_ensemble_translates_as_fairseq_generate_with_both_checkpoints(work)
     if not results_path.is_file():
         pytest.skip("needs test_train_evaluate_and_results_end_to_end's run")
     chosen = [work / "main" / path for path in json.loads(results_path.read_text())["checkpoint"]["chosen"]]
-    ours = (work / "main" / "test_2016_flickr.generate.log").read_text()
-    ours_sources, ours_hypotheses = generate_log_lines(ours, "S"), generate_log_lines(ours, "H")
+    ours = by_id((work / "main" / "test_2016_flickr.generate.log").read_text())
 
     def generate(paths):
-        output = run_cli("fairseq-generate", work / "prep" / "bin", "--user-dir", USER_DIR, "--path",
-                         os.pathsep.join(map(str, paths)), "--gen-subset", "test", "--beam", 5, "--remove-bpe",
-                         "--batch-size", 64, "--cpu", env={"OMP_NUM_THREADS": "1"}).stdout
-        return generate_log_lines(output, "S"), generate_log_lines(output, "H")
+        return by_id(run_cli("fairseq-generate", work / "prep" / "bin", "--user-dir", USER_DIR, "--path",
+                             os.pathsep.join(map(str, paths)), "--gen-subset", "test", "--beam", 5, "--remove-bpe",
+                             "--batch-size", 64, "--cpu", env={"OMP_NUM_THREADS": "1"}).stdout)
 
-    sources, ensemble = generate(chosen)
-    same_source = [i for i in ours_hypotheses if sources[i] == ours_sources[i]]  # the same tokenised input
-    assert len(same_source) >= 18, (ours_sources, sources)
+    ensemble = generate(chosen)
+    same_source = [i for i in ours if ensemble[i].source == ours[i].source]  # the same tokenised input
+    assert len(same_source) >= 18, [(ours[i].source, ensemble[i].source) for i in ours]
     for i in same_source:
-        assert ours_hypotheses[i][1] == ensemble[i][1], i
-        assert abs(ours_hypotheses[i][0] - ensemble[i][0]) < 1e-3, i
-    for alone in (generate(chosen[:1])[1], generate(chosen[1:])[1]):
-        assert max(abs(ensemble[i][0] - alone[i][0]) for i in same_source) > 1e-2
+        assert ours[i].hypothesis == ensemble[i].hypothesis, i
+        assert abs(float(ours[i].extra["score"]) - float(ensemble[i].extra["score"])) < 1e-3, i
+    for alone in (generate(chosen[:1]), generate(chosen[1:])):
+        assert max(abs(float(ensemble[i].extra["score"]) - float(alone[i].extra["score"])) for i in same_source) > 1e-2
 
 
 def test_evaluate_int8_translates_with_the_quantized_model(work, tmp_path):

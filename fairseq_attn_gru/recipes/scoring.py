@@ -21,7 +21,8 @@ class Translation:
 
 
 def parse_generate_output(text: str) -> List[Translation]:
-    """The S-/T-/H-/A- lines of fairseq-generate (first hypothesis per sentence), ordered by sentence id."""
+    """The S-/T-/H-/A- lines of fairseq-generate (first hypothesis per sentence, its score in ``extra["score"]``),
+    ordered by sentence id."""
     by_id: Dict[int, Translation] = {}
     for line in text.splitlines():
         match = re.match(r"^([STHDA])-(\d+)\t(.*)$", line)
@@ -33,9 +34,9 @@ def parse_generate_output(text: str) -> List[Translation]:
             item.source = rest
         elif kind == "T":
             item.reference = rest
-        elif kind == "H" and "H" not in item.extra:
-            item.hypothesis = rest.split("\t", 1)[1] if "\t" in rest else ""
-            item.extra["H"] = "seen"
+        elif kind == "H" and "score" not in item.extra:
+            score, _, item.hypothesis = rest.partition("\t")
+            item.extra["score"] = score  # as printed: the hypothesis's log2 score
         elif kind == "A" and item.soft_alignment is None and "," in rest:
             item.soft_alignment = [[float(p) for p in row.split(",")] for row in rest.split()]
     return [by_id[i] for i in sorted(by_id)]

@@ -152,11 +152,11 @@ def translate(prep_dir, checkpoint, sources: List[str], references: List[str], l
 def evaluate(prep_dir, checkpoint, src, ref, beam: int = 5, batch_size: int = 64, out_prefix=None,
              limit: Optional[int] = None, precision: str = "saved", lenpen: float = 1.0) -> dict:
     """sacreBLEU of the checkpoint's translation of raw file src against raw file ref: {"sacrebleu", "signature"}."""
-    checkpoint_paths(checkpoint)
+    checkpoints = checkpoint_paths(checkpoint)
     sources, references = read_lines(require_file(src, "--src"), limit), read_lines(require_file(ref, "--ref"), limit)
     if len(sources) != len(references):
         fail(f"--src {str(src)!r} has {len(sources)} lines but --ref {str(ref)!r} has {len(references)}")
-    out_prefix = Path(out_prefix or Path(str(checkpoint).split(os.pathsep)[0]).parent / Path(src).stem)
+    out_prefix = Path(out_prefix or checkpoints[0].parent / Path(src).stem)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     translations = translate(prep_dir, checkpoint, sources, references, out_prefix, beam, batch_size,
                              precision=precision, lenpen=lenpen)
