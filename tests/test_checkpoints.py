@@ -111,3 +111,18 @@ def test_checkpoint_suffix_and_missing_suffixed_file(checkpoint, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().splitlines()[-1] == \
         f"error: --path={str(tmp_path / 'checkpoint_last_b.pt')!r}: no such checkpoint file"
+
+
+def test_checkpoint_from_before_word_dropout_generates_as_before(checkpoint, tmp_path):
+    """A checkpoint written before --encoder/decoder-word-dropout existed (its model config lacks them) loads, with
+    both off, and translates exactly as the checkpoint that has them."""
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["cfg"]["model"]["encoder_word_dropout"] == 0.0  # this checkpoint has them
+    for name in ("encoder_word_dropout", "decoder_word_dropout"):
+        del state["cfg"]["model"][name]
+    older = tmp_path / "older.pt"
+    torch.save(state, older)
+    outputs = [run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--path", path, "--gen-subset", "test",
+                       "--cpu", "--beam", "2").stdout for path in (checkpoint, older)]
+    hypotheses = [sorted(line for line in out.splitlines() if line.startswith("H-")) for out in outputs]
+    assert len(hypotheses[0]) == 8 and hypotheses[0] == hypotheses[1]

@@ -17,6 +17,8 @@ BAD_MODEL_SETTINGS = [
     ("gru_attn_dot", {"encoder_layers": 0}, "--encoder-layers=0"),
     ("gru_attn_dot", {"decoder_hidden_size": -4}, "--decoder-hidden-size=-4"),
     ("gru_attn_dot", {"dropout": 1.2}, "--dropout=1.2"),
+    ("gru_nematus", {"encoder_word_dropout": 1.0}, "--encoder-word-dropout=1.0"),
+    ("gru_nematus", {"decoder_word_dropout": -0.1}, "--decoder-word-dropout=-0.1"),
     ("gru_attn_dot", {"share_decoder_input_output_embed": True, "decoder_out_embed_dim": 64},
      "--decoder-out-embed-dim=64"),
 ]

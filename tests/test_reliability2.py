@@ -495,6 +495,22 @@ def test_train_side_by_side_shares_the_cores_and_lets_the_others_finish_when_one
     assert results == [{"save_dir": "model2"}] * 2 and finished[-1][4] == 1  # never fewer than one thread
 
 
+def test_multi30k_train_sigterm_stops_its_fairseq_train(tmp_path):
+    """SIGTERM (or Ctrl-C's SIGINT) to train.py: fairseq-train stops too, and the script ends with one line, status
+    143, no traceback (before: a KeyboardInterrupt traceback from the line loop reading fairseq-train's output)."""
+    from fairseq_attn_gru.recipes.multi30k import prepare
+
+    prepare.main(["--data", str(raw_multi30k(tmp_path / "data")), "--out", str(tmp_path / "prep"), "--bpe-merges",
+                  "10"])
+    tiny = ["--encoder-embed-dim", "8", "--encoder-hidden-size", "8", "--encoder-layers", "1", "--decoder-embed-dim",
+            "8", "--decoder-hidden-size", "8", "--decoder-layers", "1", "--decoder-out-embed-dim", "8"]
+    assert_sigterm_stops_children(
+        [sys.executable, str(REPO / "scripts" / "multi30k" / "train.py"), str(tmp_path / "prep" / "bin"),
+         str(tmp_path / "save"), "--precision", "fp32", "--max-epoch", "100000", *tiny],
+        1, f"interrupted by SIGTERM: fairseq-train was stopped; its checkpoints stay in {tmp_path / 'save'}",
+        env={"OMP_NUM_THREADS": "1"})
+
+
 def test_multi30k_run_sigterm_stops_every_fairseq_train_side_by_side(tmp_path):
     """SIGTERM to run.py while two models train side by side: both fairseq-train processes stop (none is left training
     on its own), and the script ends with one line, status 143."""

@@ -42,6 +42,9 @@ class GRUAttnConfig(FairseqDataclass):
     encoder_dropout_out: Optional[float] = field(
         default=None, metadata={"help": "dropout on encoder outputs and between layers (default: --dropout)"}
     )
+    encoder_word_dropout: float = field(
+        default=0.0, metadata={"help": "probability of zeroing a source token's whole embedding"}
+    )
     encoder_layer_norm: bool = field(default=False, metadata={"help": "layer-normalised encoder GRU"})
     encoder_transition_depth: int = field(default=1, metadata={"help": "GRU transitions per encoder step"})
     decoder_embed_dim: int = field(default=256, metadata={"help": "decoder embedding dimension"})
@@ -59,6 +62,9 @@ class GRUAttnConfig(FairseqDataclass):
     )
     decoder_dropout_out: Optional[float] = field(
         default=None, metadata={"help": "dropout on decoder states and output features (default: --dropout)"}
+    )
+    decoder_word_dropout: float = field(
+        default=0.0, metadata={"help": "probability of zeroing a previous target token's whole embedding"}
     )
     decoder_layer_norm: bool = field(default=False, metadata={"help": "layer-normalised decoder GRU"})
     decoder_transition_depth: int = field(default=1, metadata={"help": "GRU transitions per decoder step"})
@@ -141,7 +147,8 @@ def validate_config(cfg, task) -> None:
         value = getattr(cfg, name)
         if value <= 0:
             raise config_error(_flag(name), value, "a positive integer")
-    for name in ("dropout", "encoder_dropout_in", "encoder_dropout_out", "decoder_dropout_in", "decoder_dropout_out"):
+    for name in ("dropout", "encoder_dropout_in", "encoder_dropout_out", "decoder_dropout_in", "decoder_dropout_out",
+                 "encoder_word_dropout", "decoder_word_dropout"):
         value = getattr(cfg, name)
         if not 0.0 <= value < 1.0:
             raise config_error(_flag(name), value, "a probability in [0, 1)")

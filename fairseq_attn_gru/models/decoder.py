@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .attention import Attention
 from .decoder_orders import DecoderOrder, Memory
-from .dropout import Dropout
+from .dropout import Dropout, WordDropout
 from .encoder import same_sentences
 from .precision import cpu_bf16_autocast
 from .recurrent import build_rnn
@@ -59,11 +59,13 @@ class GRUDecoder(FairseqIncrementalDecoder):
         cpu_bf16: bool = False,
         layer_norm: bool = False,
         transition_depth: int = 1,
+        word_dropout: float = 0.0,
     ):
         super().__init__(dictionary)
         self.embed_tokens = embed_tokens
         self.dropout_in_module = Dropout(dropout_in, module_name=self.__class__.__name__)
         self.dropout_out_module = Dropout(dropout_out, module_name=self.__class__.__name__)
+        self.word_dropout = WordDropout(word_dropout)
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.attention = attention
@@ -158,7 +160,7 @@ class GRUDecoder(FairseqIncrementalDecoder):
         return features, attn
 
     def _embed(self, tokens: Tensor) -> Tensor:
-        embedded = self.dropout_in_module(self.embed_tokens(tokens))  # (B, T, E)
+        embedded = self.word_dropout(self.dropout_in_module(self.embed_tokens(tokens)))  # (B, T, E)
         return embedded.to(torch.bfloat16) if self.cpu_bf16 else embedded  # GRUs follow their input's dtype
 
     def output_layer(self, features: Tensor) -> Tensor:

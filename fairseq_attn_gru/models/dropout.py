@@ -12,6 +12,7 @@ import math
 from typing import List
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.modules import FairseqDropout
 from torch import Tensor
@@ -43,3 +44,20 @@ class Dropout(FairseqDropout):
     def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
         # ``inplace`` is in fairseq's signature; the result is always returned, never written into ``x``
         return dropout(x, self.p, self.training or self.apply_during_inference)
+
+
+class WordDropout(nn.Module):
+    """Whole tokens dropped: each (sentence, position) embedding zeroed with probability p, the others scaled by
+    1/(1 − p) (Nematus' ``--dropout_source`` / ``--dropout_target``; Gal and Ghahramani 2016, "A Theoretically
+    Grounded Application of Dropout in Recurrent Neural Networks"). Training only, like dropout."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, embedded: Tensor) -> Tensor:  # (B, T, E)
+        if not self.training or self.p == 0:
+            return embedded
+        batch_size, length, _ = embedded.shape
+        keep = dropout(embedded.new_ones(batch_size, length, 1), self.p, True)  # (B, T, 1): 0 or 1/(1 − p)
+        return embedded * keep  # (B, T, E)

@@ -6,7 +6,7 @@ import torch.nn as nn
 from fairseq.models import FairseqEncoder
 from torch import Tensor
 
-from .dropout import Dropout
+from .dropout import Dropout, WordDropout
 from .gru import recurrence_function_applies, run_gru
 from .precision import cpu_bf16_autocast
 from .recurrent import DeepGRU, build_rnn
@@ -32,6 +32,7 @@ class GRUEncoder(FairseqEncoder):
         bidirectional: bool,
         dropout_in: float,
         dropout_out: float,
+        word_dropout: float = 0.0,
         output_proj_dim: int = 0,
         max_source_positions: int = 1024,
         cpu_bf16: bool = False,
@@ -43,6 +44,7 @@ class GRUEncoder(FairseqEncoder):
         self.embed_tokens = embed_tokens
         self.dropout_in_module = Dropout(dropout_in, module_name=self.__class__.__name__)
         self.dropout_out_module = Dropout(dropout_out, module_name=self.__class__.__name__)
+        self.word_dropout = WordDropout(word_dropout)
         # nn.GRU at the defaults (checkpoints and speed paths as before); DeepGRU with layer norm or deep transition
         self.rnn = build_rnn(embed_tokens.embedding_dim, hidden_size, num_layers, bidirectional,
                              dropout_out if num_layers > 1 else 0.0, layer_norm, transition_depth)
@@ -85,7 +87,7 @@ class GRUEncoder(FairseqEncoder):
             right_order = torch.argsort(encoder_padding_mask.to(torch.int8), dim=1, stable=True)  # (B, S)
             tokens = src_tokens.gather(1, right_order)  # (B, S), right-padded
 
-        x = self.dropout_in_module(self.embed_tokens(tokens))  # (B, S, E)
+        x = self.word_dropout(self.dropout_in_module(self.embed_tokens(tokens)))  # (B, S, E)
         if self.cpu_bf16:
             x = x.to(torch.bfloat16)  # the GRU follows its input's dtype under autocast
         outs, final_hiddens = self._run_rnn(x, lengths if has_padding else None)  # (B, S, D*H), (L*D, B, H)
