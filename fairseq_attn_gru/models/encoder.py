@@ -32,12 +32,12 @@ class GRUEncoder(FairseqEncoder):
         bidirectional: bool,
         dropout_in: float,
         dropout_out: float,
-        word_dropout: float = 0.0,
         output_proj_dim: int = 0,
         max_source_positions: int = 1024,
         cpu_bf16: bool = False,
         layer_norm: bool = False,
         transition_depth: int = 1,
+        word_dropout: float = 0.0,
     ):
         super().__init__(dictionary)
         self.padding_idx = dictionary.pad()
