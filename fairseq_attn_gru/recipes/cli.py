@@ -158,9 +158,9 @@ def stop_children(signum, grace: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def children_stopped_on_signals():
-    """While a recipe runs: SIGINT/SIGTERM stop the running fairseq tools (this process's children) first, then
-    raise Interrupted; the script's main turns that into ``leave_interrupted``'s line."""
+def children_stopped_on_signals(message: str):
+    """While a script's main runs: SIGINT/SIGTERM stop the running fairseq tools (this process's children) first,
+    then the script with ``leave_interrupted``'s line, ``message`` saying what stays and how to go on."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -174,6 +174,8 @@ def children_stopped_on_signals():
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+    except Interrupted as interrupted:
+        leave_interrupted(interrupted, message)
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

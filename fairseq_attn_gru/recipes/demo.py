@@ -25,8 +25,7 @@ import matplotlib
 matplotlib.use("Agg")  # no window needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .cli import (USER_DIR, Interrupted, children_stopped_on_signals, fail, leave_interrupted,  # noqa: E402
-                  run_tool)
+from .cli import USER_DIR, children_stopped_on_signals, fail, run_tool  # noqa: E402
 from .plotting import plot_attention  # noqa: E402
 from .scoring import parse_generate_output, sacrebleu_score, score_translations, trained_parameters  # noqa: E402
 
@@ -230,12 +229,9 @@ def main(argv=None):
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         fail(f"--out-dir={args.out_dir!r}: cannot create it ({error.strerror or error})")
-    try:
-        with children_stopped_on_signals():
-            run_demo(args, out_dir)
-    except Interrupted as interrupted:
-        leave_interrupted(interrupted, f"the running fairseq tool was stopped; models trained so far stay in "
-                                       f"{out_dir / 'checkpoints'}: run the same command to go on")
+    with children_stopped_on_signals(f"the running fairseq tool was stopped; models trained so far stay in "
+                                     f"{out_dir / 'checkpoints'}: run the same command to go on"):
+        run_demo(args, out_dir)
 
 
 def run_demo(args, out_dir: Path):

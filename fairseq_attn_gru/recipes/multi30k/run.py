@@ -32,7 +32,7 @@ from . import prepare  # noqa: E402
 from .average import average_checkpoints, epoch_checkpoints  # noqa: E402
 from .evaluate import check_prep, evaluate, translate  # noqa: E402
 from .text import read_lines  # noqa: E402
-from ..cli import Interrupted, children_stopped_on_signals, fail, leave_interrupted  # noqa: E402
+from ..cli import children_stopped_on_signals, fail  # noqa: E402
 from ...errors import UserError, user_message  # noqa: E402
 from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train, train_side_by_side  # noqa: E402
 
@@ -277,12 +277,10 @@ def one_line_errors():
 def main(argv=None):
     """SIGINT/SIGTERM stop the fairseq-train processes first (every model's, side by side), then the script, with
     one line: their checkpoints stay and the same command resumes them."""
-    try:
-        with children_stopped_on_signals(), one_line_errors():
-            run(argv)
-    except Interrupted as interrupted:
-        leave_interrupted(interrupted, "the running fairseq tools were stopped; what they saved stays in --work: "
-                                       "run the same command to go on (each model resumes from its checkpoint_last.pt)")
+    with children_stopped_on_signals("the running fairseq tools were stopped; what they saved stays in --work: run "
+                                     "the same command to go on (each model resumes from its checkpoint_last.pt)"), \
+            one_line_errors():
+        run(argv)
 
 
 def run(argv=None):

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import List
 
-from ..cli import USER_DIR, Interrupted, children_stopped_on_signals, fail, leave_interrupted, run_tool
+from ..cli import USER_DIR, children_stopped_on_signals, fail, run_tool
 from ..precision_probe import bf16_speedup
 
 # conditional GRU + layer-normalised GRUs + concat attention: test_2016_flickr 42.40 against 41.07 for
@@ -132,11 +132,8 @@ def main(argv=None):
     args, fairseq_flags = parser.parse_known_args(argv)
     if args.minutes is not None and args.minutes <= 0:
         fail(f"--minutes={args.minutes} is not allowed: a positive number")
-    try:  # SIGINT/SIGTERM: fairseq-train first, then this script, with one line
-        with children_stopped_on_signals():
-            info = train(args.data_bin, args.save_dir, fairseq_flags, args.minutes, args.precision)
-    except Interrupted as interrupted:
-        leave_interrupted(interrupted, f"fairseq-train was stopped; its checkpoints stay in {args.save_dir}: run the "
-                                       f"same command to go on (it resumes from checkpoint_last.pt)")
+    with children_stopped_on_signals(f"fairseq-train was stopped; its checkpoints stay in {args.save_dir}: run the "
+                                     f"same command to go on (it resumes from checkpoint_last.pt)"):
+        info = train(args.data_bin, args.save_dir, fairseq_flags, args.minutes, args.precision)
     print(f"trained {info['arch']} for {info['train_minutes']} min; wrote {Path(args.save_dir) / 'train_info.json'}")
 
