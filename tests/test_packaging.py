@@ -8,6 +8,7 @@ and BLEU as fairseq-generate, on a small corpus made here).
 """
 import os
 import random
+import re
 import shutil
 import sys
 import tomllib
@@ -192,6 +193,37 @@ def test_parameter_count_from_the_checkpoint_equals_fairseq_trains(trained_elsew
     logged = trained_parameters(result.stdout + result.stderr)
     assert trained_parameters(work / "ck" / "checkpoint_last.pt") == logged
     assert trained_parameters(str(work / "ck" / "checkpoint_last.pt")) == logged
+
+
+def script_modules():
+    """The module behind each entry point in scripts/ (``run_entry("module:main")``)."""
+    found = [re.search(r'run_entry\("([\w.]+):main"\)', path.read_text()) for path in (REPO / "scripts").rglob("*.py")]
+    return sorted(match.group(1) for match in found if match)
+
+
+def test_every_script_module_also_runs_with_python_dash_m():
+    modules = script_modules()
+    assert "fairseq_attn_gru.recipes.multi30k.evaluate" in modules and len(modules) >= 9
+    # runpy.run_module(run_name="__main__") is what `python -m` does; one process for all of them
+    code = ("import contextlib, io, runpy, sys\n"
+            f"for module in {modules!r}:\n"
+            "    sys.argv, out = [module, '--help'], io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out):\n"
+            "        try:\n"
+            "            runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+            "            status = 'ran without parsing --help'\n"
+            "        except SystemExit as exit:\n"
+            "            status = exit.code\n"
+            "    print(module, status, out.getvalue().startswith('usage:'))\n")
+    result = run_cli(sys.executable, "-c", code)
+    assert result.stdout.splitlines() == [f"{module} 0 True" for module in modules]
+
+
+def test_python_dash_m_gives_the_scripts_one_line_error(tmp_path):
+    result = run_cli(sys.executable, "-m", "fairseq_attn_gru.recipes.multi30k.evaluate", "--prep", str(tmp_path),
+                     "--checkpoint", str(tmp_path / "missing.pt"), "--src", "a.de", "--ref", "a.en", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --checkpoint ") and "missing.pt" in result.stderr
 
 
 def test_missing_optional_module_is_one_line_saying_what_to_install():

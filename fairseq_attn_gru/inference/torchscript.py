@@ -112,3 +112,9 @@ def main(argv=None):
     out = export(args.checkpoint, args.out, data=args.data, int8=args.int8, fp32=args.fp32)
     print(f"wrote {out} (TorchScript model and its dictionaries; load with "
           "fairseq_attn_gru.inference.torchscript.load_scripted or torch.jit.load)")
+
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.inference.torchscript ...
+    from ..recipes.cli import run_main
+
+    raise SystemExit(run_main(main))

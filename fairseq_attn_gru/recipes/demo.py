@@ -259,3 +259,8 @@ def run_demo(args, out_dir: Path):
     print((out_dir / "results.md").read_text())
     print(f"wrote {out_dir}/results.md, results.json, attention_<type>.png, bleu_by_length.png")
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.demo ...
+    from .cli import run_main
+
+    raise SystemExit(run_main(main))

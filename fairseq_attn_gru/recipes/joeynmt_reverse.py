@@ -62,3 +62,8 @@ def main(argv=None):
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.joeynmt_reverse ...
+    from .cli import run_main
+
+    raise SystemExit(run_main(main))

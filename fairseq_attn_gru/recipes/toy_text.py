@@ -38,3 +38,8 @@ def main(argv=None):
     task.target_dictionary.save(str(out_dir / "dict.tgt.txt"))
     print(f"wrote {out_dir}/{{train,valid,test}}.{{src,tgt}} and dict.src.txt, dict.tgt.txt")
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.toy_text ...
+    from .cli import run_main
+
+    raise SystemExit(run_main(main))

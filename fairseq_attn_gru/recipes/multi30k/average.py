@@ -98,3 +98,8 @@ def main(argv=None):
     out = average_checkpoints(paths, args.out or Path(args.save_dir) / f"checkpoint_avg{args.last}.pt")
     print(f"averaged {', '.join(path.name for path in paths)} into {out}")
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.multi30k.average ...
+    from ..cli import run_main
+
+    raise SystemExit(run_main(main))

@@ -200,3 +200,8 @@ def main(argv=None):
     print(f"sacreBLEU {result['sacrebleu']}  ({result['signature']})")
     print(json.dumps(result))
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.multi30k.evaluate ...
+    from ..cli import run_main
+
+    raise SystemExit(run_main(main))

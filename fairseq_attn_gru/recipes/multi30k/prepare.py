@@ -75,3 +75,8 @@ def main(argv=None):
     binarize(out)
     print(f"done: {out / 'bin'} (train, valid, test = test_2016_flickr, test1 = test_2017_flickr)")
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.multi30k.prepare ...
+    from ..cli import run_main
+
+    raise SystemExit(run_main(main))

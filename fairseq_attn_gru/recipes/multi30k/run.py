@@ -335,3 +335,8 @@ def run(argv=None):
         attention_path.unlink(missing_ok=True)  # an older run's map would look like this model's
         print(f"no {attention_path}: the model has no attention")
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.multi30k.run ...
+    from ..cli import run_main
+
+    raise SystemExit(run_main(main))

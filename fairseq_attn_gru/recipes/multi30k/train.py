@@ -137,3 +137,8 @@ def main(argv=None):
         info = train(args.data_bin, args.save_dir, fairseq_flags, args.minutes, args.precision)
     print(f"trained {info['arch']} for {info['train_minutes']} min; wrote {Path(args.save_dir) / 'train_info.json'}")
 
+
+if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.multi30k.train ...
+    from ..cli import run_main
+
+    raise SystemExit(run_main(main))
