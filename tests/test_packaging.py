@@ -226,15 +226,48 @@ def test_python_dash_m_gives_the_scripts_one_line_error(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: --checkpoint ") and "missing.pt" in result.stderr
 
 
-def test_missing_optional_module_is_one_line_saying_what_to_install():
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from fairseq_attn_gru.recipes.cli import run_entry\n"
-            "raise SystemExit(run_entry('fairseq_attn_gru.recipes.demo:main', ['--quick']))")
-    result = run_cli(sys.executable, "-c", code, check=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+MISSING_MODULE_CASES = [  # (the module blocked, the script's module, its arguments, the extra that brings it)
+    ("matplotlib", "fairseq_attn_gru.recipes.demo", ["--quick"], "demo"),
+    ("sacremoses", "fairseq_attn_gru.recipes.multi30k.evaluate",
+     ["--prep", "p", "--checkpoint", "c.pt", "--src", "a.de", "--ref", "a.en"], "multi30k"),
+    ("subword_nmt", "fairseq_attn_gru.recipes.multi30k.prepare", ["--data", "d", "--out", "o"], "multi30k"),
+    ("matplotlib", "fairseq_attn_gru.recipes.multi30k.run", ["--data", "d", "--work", "w"], "multi30k"),
+]
+
+
+@pytest.mark.parametrize("how", ["script", "python -m"])
+@pytest.mark.parametrize("blocked,module,args,extra", MISSING_MODULE_CASES, ids=[c[1] for c in MISSING_MODULE_CASES])
+def test_missing_optional_module_is_one_line_saying_what_to_install(tmp_path, how, blocked, module, args, extra):
+    run = (f"from fairseq_attn_gru.recipes.cli import run_entry\nraise SystemExit(run_entry({module + ':main'!r}, "
+           f"{args!r}))" if how == "script" else  # scripts/*.py; runpy below is what `python -m` does
+           f"import runpy\nsys.argv = [{module!r}, *{args!r}]\n"
+           f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+    code = f"import sys\nsys.modules[{blocked!r}] = None\n{run}"
+    result = run_cli(sys.executable, "-c", code, check=False, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    package = blocked.replace("_", "-")
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: matplotlib is not installed: run `make install` in the checkout, or pip install matplotlib "
-        "(this package's [demo] extra)")
+        f"error: {blocked} is not installed: run `make install` in the checkout, or pip install {package} "
+        f"(this package's [{extra}] extra)")
+    assert not any(tmp_path.iterdir())  # said before any work: nothing written
+
+
+@pytest.mark.parametrize("how", ["script", "python -m"])
+def test_scripts_do_not_print_debug_logging_that_importing_fairseq_turns_on(how):
+    # fairseq's `import fairseq` sets the root logger to DEBUG; the demo imports matplotlib, which logs at DEBUG
+    command = ([sys.executable, REPO / "scripts" / "demo.py"] if how == "script"
+               else [sys.executable, "-m", "fairseq_attn_gru.recipes.demo"])
+    result = run_cli(*command, "--help")
+    assert result.stdout.startswith("usage:")
+    assert not [line for line in result.stderr.splitlines() if "DEBUG" in line], result.stderr
+
+
+def test_importing_the_recipes_leaves_the_callers_logging_alone():
+    # a caller that configured logging: fairseq's basicConfig(level=DEBUG) is then a no-op, and so must the plugin be
+    code = ("import logging\nlogging.basicConfig(level=logging.WARNING)\n"
+            "from fairseq_attn_gru.recipes import demo, plotting\nfrom fairseq_attn_gru.recipes.multi30k import run\n"
+            "print(logging.getLogger().level, logging.getLogger('matplotlib').level)")
+    assert run_cli(sys.executable, "-c", code).stdout.split() == ["30", "0"]  # before: matplotlib's set to 30
 
 
 # --- fairseq's Python entry points instead of console output ------------------------------------------------------

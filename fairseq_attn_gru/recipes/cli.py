@@ -5,6 +5,7 @@ script in ``scripts/``) turns it into ``error: ...`` on stderr and exit status 2
 recipes raise ordinary exceptions and never end the caller's process.
 """
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -33,8 +34,20 @@ def require_file(path, what: str = "file") -> Path:
     return path
 
 
+def quiet_fairseq_debug_logging() -> None:
+    """The root logger's level as fairseq's own CLIs set it: $LOGLEVEL, default INFO.
+
+    ``import fairseq`` (fairseq-fixed 0.12.3.1) runs ``logging.basicConfig(level=DEBUG)`` in
+    fairseq/models/wav2vec/wav2vec2_classification.py, so every library's debug lines (matplotlib's, ...) reach
+    stderr. fairseq's CLIs configure logging before they import fairseq and are not affected. Only a script's
+    process calls this (``run_main``); imported from Python, the plugin leaves the caller's logging alone.
+    """
+    logging.getLogger().setLevel(os.environ.get("LOGLEVEL", "INFO").upper())
+
+
 def run_main(main: Callable, argv: Optional[List[str]] = None) -> int:
     """A script's exit status: 0, or 2 after one ``error:`` line for a UserError (other errors keep their traceback)."""
+    quiet_fairseq_debug_logging()
     try:
         main(argv)
     except UserError as error:
@@ -106,6 +119,7 @@ def run_entry(target: str, argv: Optional[List[str]] = None) -> int:
     import importlib
 
     module_name, _, function = target.partition(":")
+    quiet_fairseq_debug_logging()  # before the module's imports, which may log
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

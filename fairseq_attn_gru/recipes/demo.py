@@ -20,14 +20,9 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no window needed
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .cli import USER_DIR, children_stopped_on_signals, fail, run_tool  # noqa: E402
-from .plotting import plot_attention  # noqa: E402
-from .scoring import parse_generate_output, sacrebleu_score, score_translations, trained_parameters  # noqa: E402
+from .cli import USER_DIR, children_stopped_on_signals, fail, run_tool
+from .plotting import plot_attention, pyplot
+from .scoring import parse_generate_output, sacrebleu_score, score_translations, trained_parameters
 
 ARCH_BY_TYPE = {"none": "gru_seq2seq", "dot": "gru_attn_dot", "general": "gru_attn_general", "concat": "gru_attn_concat"}
 MAX_TOKENS = 2000
@@ -187,6 +182,7 @@ def pick_example(translations):
 
 
 def plot_bleu_by_length(by_length, path):
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for attention_type, scores in by_length.items():
         axes.plot(list(scores), list(scores.values()), marker="o", label=attention_type)
@@ -224,6 +220,7 @@ def write_report(results, by_length, args, out_dir):
 
 def main(argv=None):
     args = parse_args(argv)
+    pyplot()  # the figures come last: a missing matplotlib is said before any training
     out_dir = Path(args.out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

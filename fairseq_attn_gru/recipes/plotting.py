@@ -1,10 +1,16 @@
-"""Attention heat maps, one function for the toy demo and the Multi30k recipe (matplotlib: the `test` extra)."""
-import matplotlib
+"""Attention heat maps, one function for the toy demo and the Multi30k recipe (matplotlib: the `demo` extra).
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
+matplotlib is imported when a figure is drawn, not with this module: a script checks for it with ``pyplot()``
+before its long work, and a missing matplotlib is then one ``error:`` line, also under ``python -m``.
+"""
+from .cli import require_module
+from .scoring import Translation
 
-from .scoring import Translation  # noqa: E402
+
+def pyplot():
+    """matplotlib.pyplot drawing to files only (the Agg backend: no display), or MissingDependencyError."""
+    require_module("matplotlib").use("Agg")
+    return require_module("matplotlib.pyplot")
 
 
 def plot_attention(translation: Translation, path, title: str, source_label: str = "source",
@@ -13,6 +19,7 @@ def plot_attention(translation: Translation, path, title: str, source_label: str
 
     A translation without an alignment (a model without attention) gets a panel saying so.
     """
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=figsize)
     source_tokens = translation.source.split() + ["</s>"]
     target_tokens = translation.hypothesis.split() + ["</s>"]

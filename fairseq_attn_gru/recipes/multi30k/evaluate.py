@@ -28,7 +28,7 @@ from ...errors import UserError, user_message
 from ...models import GRUAttnModel
 from ..cli import fail, require_file
 from ..scoring import Translation, sacrebleu_score
-from .text import BPE_CODES, apply_bpe, detokenize, normalize, read_lines, tokenize, write_lines
+from .text import BPE_CODES, apply_bpe, detokenize, normalize, read_lines, require_text_tools, tokenize, write_lines
 
 #: fairseq-generate's --remove-bpe: what fairseq's post-processing strips from subword-nmt output
 BPE_SYMBOL = "@@ "
@@ -189,6 +189,7 @@ def main(argv=None):
             fail(f"--{flag.replace('_', '-')}={getattr(args, flag)} is not allowed: a positive integer")
     if not math.isfinite(args.lenpen):
         fail(f"--lenpen={args.lenpen} is not allowed: a finite number (1.0: fairseq's default)")
+    require_text_tools()
     try:
         result = evaluate(args.prep, args.checkpoint, args.src, args.ref, args.beam, args.batch_size, args.out_prefix,
                           precision=args.precision, lenpen=args.lenpen)

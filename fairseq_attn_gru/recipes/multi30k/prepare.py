@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..cli import fail, run_tool
-from .text import BPE_CODES, apply_bpe, learn_joint_bpe, read_lines, tokenize, write_lines
+from .text import BPE_CODES, apply_bpe, learn_joint_bpe, read_lines, require_text_tools, tokenize, write_lines
 
 LANGS = ("de", "en")
 TRAIN, VALID, TESTS = "train", "val", ("test_2016_flickr", "test_2017_flickr")
@@ -54,6 +54,7 @@ def binarize(out: Path) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    require_text_tools()
     data, out = Path(args.data), Path(args.out)
     check_data(data)
     (out / "bpe").mkdir(parents=True, exist_ok=True)

@@ -20,24 +20,20 @@ checkpoint_last.pt (fairseq's default); delete WORK/main to start over.
 import argparse
 import contextlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import List
 
-# importing fairseq sets the root logger to DEBUG (fairseq/models/wav2vec/wav2vec2_classification.py)
-logging.getLogger("matplotlib").setLevel(logging.WARNING)
+from . import prepare
+from .average import average_checkpoints, epoch_checkpoints
+from .evaluate import check_prep, evaluate, translate
+from .text import read_lines, require_text_tools
+from ..cli import children_stopped_on_signals, fail
+from ...errors import UserError, user_message
+from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train, train_side_by_side
 
-from . import prepare  # noqa: E402
-from .average import average_checkpoints, epoch_checkpoints  # noqa: E402
-from .evaluate import check_prep, evaluate, translate  # noqa: E402
-from .text import read_lines  # noqa: E402
-from ..cli import children_stopped_on_signals, fail  # noqa: E402
-from ...errors import UserError, user_message  # noqa: E402
-from .train import KEEP_LAST_EPOCHS, PRECISIONS, last_value, resolve_precision, train, train_side_by_side  # noqa: E402
-
-from ...models.config import CONFIG_DEFAULTS, NAMED_ARCHITECTURES  # noqa: E402
-from ..plotting import plot_attention  # noqa: E402
+from ...models.config import CONFIG_DEFAULTS, NAMED_ARCHITECTURES
+from ..plotting import plot_attention, pyplot
 
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr")  # always there (prepare.py binarizes them too)
 # trained with --compare-minutes: each adds these flags to the main run's flags
@@ -285,6 +281,8 @@ def main(argv=None):
 
 def run(argv=None):
     args, train_flags = parse_args(argv)
+    require_text_tools()  # both serve after the hour's training: a missing one is said before it
+    pyplot()
     data, work, results_path = Path(args.data), Path(args.work), Path(args.results)
     prep = work / "prep"
     tests = test_sets(data) if data.is_dir() else list(TEST_SETS)  # check_raw_data names a missing directory
