@@ -25,7 +25,7 @@ are empty and their peak RSS is that of decoding alone (an fp32 row's peak inclu
 does not depend on the weights here (every sentence decodes exactly GENERATED_LENGTH steps), so untrained weights
 measure the same work.
 
-    python benchmarks/bench.py [--out-dir bench_out] [--repeats 3] [--steps 8]
+    python benchmarks/bench.py [--out-dir bench_out] [--repeats 3] [--steps 8] [--models dot,...] [--recipe-env]
 """
 import argparse
 import json
@@ -248,6 +248,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per measurement")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--recipe-env", action="store_true",
+                        help="run every model (fairseq's lstm too) in the environment scripts/multi30k/train.py gives "
+                             "fairseq-train: glibc keeping freed memory, OpenMP threads spinning")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -259,6 +262,10 @@ def main():
     models = args.models.split(",")
     peaks = {"fp32": [], "bf16": []}
     runs = {name: [] for name in models}
+    worker_env = dict(os.environ, PYTHONWARNINGS="ignore")
+    if args.recipe_env:  # the workers' only: this process's own OpenMP threads would spin beside them
+        from fairseq_attn_gru.recipes.multi30k.train import TRAIN_ENV
+        worker_env.update(TRAIN_ENV)
     for round_index in range(args.repeats):
         peaks["fp32"].append(matmul_gflops(torch.float32))
         peaks["bf16"].append(matmul_gflops(torch.bfloat16))
@@ -266,13 +273,12 @@ def main():
             out = out_dir / f".{name}.json"
             print(f"round {round_index + 1}/{args.repeats}: {name} ...", flush=True)
             subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--worker", name, str(out)],
-                           check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
-                           stderr=subprocess.DEVNULL)
+                           check=True, env=worker_env, stderr=subprocess.DEVNULL)
             runs[name].append(json.loads(out.read_text()))
             out.unlink()
 
     sgemm, bf16_gemm = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
-    results = {"cpu": cpu_description(), "sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
+    results = {"cpu": cpu_description(), "recipe_env": args.recipe_env, "sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
     for name, measurements in runs.items():
         median = {key: None if measurements[0][key] is None else statistics.median(m[key] for m in measurements)
                   for key in measurements[0]}

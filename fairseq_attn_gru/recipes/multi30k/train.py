@@ -37,6 +37,9 @@ def default_flags(data_bin, save_dir) -> List[str]:
         # concat attention: val BLEU 27.66 after 3 epochs against general's 14.12 (README, tuning on val)
         str(data_bin), "--user-dir", USER_DIR, "--arch", ARCH, "--attention-type", "concat", "--task", "translation",
         "--source-lang", "de", "--target-lang", "en",
+        # embeddings 512 (the architecture's 256; the tied output layer follows): lower val loss per minute from
+        # the first epoch, 3.922 against 3.979 in the hour (docs/multi30k.md, tuning on val)
+        "--encoder-embed-dim", "512", "--decoder-embed-dim", "512", "--decoder-out-embed-dim", "512",
         "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
         # inverse_sqrt, then a quarter of the rate each time validation loss has not improved for 2 epochs
         # (optim/inverse_sqrt_plateau.py): val BLEU +0.7 on average over the 3 epochs after the first plateau

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""How close a model's training is to its matrix-product ceiling: the share of self CPU time in matrix products, the
+FLOP rate they reach, and the ratio to fairseq's lstm the model would have if nothing else took time.
+
+bench.py's models, batches and training step, four steps under torch.profiler (after two warm-up steps). For each
+model it prints the matmul share of self CPU time, the FLOP-weighted GFLOP/s of the products (2·m·k·n per call of
+mm / addmm / bmm, from the recorded shapes), and the slowest shapes. The profiler slows small ops more than large
+ones, so the share it gives is a lower bound and the ceiling an upper bound.
+
+    python benchmarks/matmul_share.py [--models dot,concat] [--ratio dot=1.77,concat=1.69] [--top 8]
+
+``--ratio``: the model's training ratio to the lstm from a `make bench` run on the same machine; the ceiling
+printed is that ratio divided by the matmul share.
+"""
+import argparse
+
+import bench
+import torch
+from torch.profiler import profile
+
+PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm")
+
+
+def product_flops(key, shapes):
+    """2·m·k·n of one call, from the recorded input shapes."""
+    if key == "aten::addmm":
+        shapes = shapes[1:]  # (bias, a, b)
+    a, b = shapes[0], shapes[1]
+    batch = a[0] if key == "aten::bmm" else 1
+    return 2 * batch * a[-2] * a[-1] * b[-1]
+
+
+def profile_training(name, steps=4):
+    torch.manual_seed(1)
+    task, model = bench.build(name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    samples = bench.batches(task, "train")
+    pad = task.target_dictionary.pad()
+    model.train()
+
+    def train_step(sample):  # bench.worker's step
+        net_output = model(**sample["net_input"])
+        lprobs = model.get_normalized_probs(net_output, log_probs=True).view(-1, len(task.target_dictionary))
+        loss = torch.nn.functional.nll_loss(lprobs, sample["target"].view(-1), ignore_index=pad, reduction="sum")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for sample in samples[:2]:
+        train_step(sample)
+    with profile(record_shapes=True) as profiler:
+        for sample in samples[2 : 2 + steps]:
+            train_step(sample)
+    return profiler.key_averages(group_by_input_shape=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="dot,concat")
+    parser.add_argument("--ratio", default="", help="MODEL=RATIO,... from a make bench run on this machine")
+    parser.add_argument("--top", type=int, default=8, help="matmul shapes listed per model")
+    args = parser.parse_args()
+    ratios = {name: float(value) for name, value in (item.split("=") for item in args.ratio.split(",") if item)}
+    print(f"CPU: {bench.cpu_description()['model']}; fp32 matmul peak {bench.matmul_gflops(torch.float32):.0f} GFLOP/s")
+    for name in args.models.split(","):
+        events = profile_training(name)
+        total_ms = sum(event.self_cpu_time_total for event in events) / 1e3
+        products = [(event.self_cpu_time_total / 1e3, event.count, event.input_shapes,
+                     product_flops(event.key, event.input_shapes) * event.count)
+                    for event in events if event.key in PRODUCTS]
+        product_ms = sum(ms for ms, *_ in products)
+        gflops = sum(flops for *_, flops in products) / product_ms / 1e6
+        share = product_ms / total_ms
+        ceiling = f"; ceiling {ratios[name] / share:.2f}x lstm (bench ratio {ratios[name]:.2f})" if name in ratios else ""
+        print(f"\n{name}: matrix products {product_ms:.0f} of {total_ms:.0f} ms self CPU ({100 * share:.1f} %), "
+              f"{gflops:.0f} GFLOP/s{ceiling}")
+        for ms, count, shapes, flops in sorted(products, key=lambda row: -row[0])[: args.top]:
+            print(f"  {ms:7.1f} ms  {count:4d} calls  {flops / ms / 1e6:5.0f} GFLOP/s  {shapes}")
+
+
+if __name__ == "__main__":
+    main()
