@@ -4,7 +4,7 @@ FLOP rate they reach, and the ratio to fairseq's lstm the model would have if no
 
 bench.py's models, batches and training step, four steps under torch.profiler (after two warm-up steps). For each
 model it prints the matmul share of self CPU time, the FLOP-weighted GFLOP/s of the products (2·m·k·n per call of
-mm / addmm / bmm, from the recorded shapes), and the slowest shapes. The profiler slows small ops more than large
+mm / addmm / bmm, from the recorded shapes), the slowest shapes, and the ops that take the rest. The profiler slows small ops more than large
 ones, so the share it gives is a lower bound and the ceiling an upper bound.
 
     python benchmarks/matmul_share.py [--models dot,concat] [--ratio dot=1.77,concat=1.69] [--top 8]
@@ -76,6 +76,14 @@ def main():
               f"{gflops:.0f} GFLOP/s{ceiling}")
         for ms, count, shapes, flops in sorted(products, key=lambda row: -row[0])[: args.top]:
             print(f"  {ms:7.1f} ms  {count:4d} calls  {flops / ms / 1e6:5.0f} GFLOP/s  {shapes}")
+        others = {}  # the rest, by op name over all shapes: [ms, calls]
+        for event in events:
+            if event.key not in PRODUCTS:
+                entry = others.setdefault(event.key, [0.0, 0])
+                entry[0] += event.self_cpu_time_total / 1e3
+                entry[1] += event.count
+        print("  the rest: " + ", ".join(f"{key} {ms:.0f} ms ({count} calls)" for key, (ms, count)
+                                         in sorted(others.items(), key=lambda item: -item[1][0])[: args.top]))
 
 
 if __name__ == "__main__":
