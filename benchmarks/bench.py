@@ -162,6 +162,17 @@ def batches(task, split):
     return list(iterator.next_epoch_itr(shuffle=False))
 
 
+def train_step(task, model, optimizer, sample):
+    """One training update: forward, summed NLL over the non-pad targets, backward, optimizer step."""
+    net_output = model(**sample["net_input"])
+    lprobs = model.get_normalized_probs(net_output, log_probs=True).view(-1, len(task.target_dictionary))
+    loss = torch.nn.functional.nll_loss(lprobs, sample["target"].view(-1), ignore_index=task.target_dictionary.pad(),
+                                        reduction="sum")
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def worker(name, steps, out_path, force_step_loop=False):
     """One measurement of one model; writes a json line. ``force_step_loop``: run the step-by-step loop where the order could run whole targets."""
     torch.manual_seed(1)
@@ -174,22 +185,12 @@ def worker(name, steps, out_path, force_step_loop=False):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_batches = batches(task, "train")
     model.train()
-
-    def train_step(sample):
-        net_output = model(**sample["net_input"])
-        lprobs = model.get_normalized_probs(net_output, log_probs=True).view(-1, len(task.target_dictionary))
-        loss = torch.nn.functional.nll_loss(lprobs, sample["target"].view(-1), ignore_index=task.target_dictionary.pad(),
-                                            reduction="sum")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
     for sample in train_batches[:2]:  # warm-up
-        train_step(sample)
+        train_step(task, model, optimizer, sample)
     tokens = flops = 0
     start = time.perf_counter()
     for sample in train_batches[2 : 2 + steps]:
-        train_step(sample)
+        train_step(task, model, optimizer, sample)
         tokens += sample["ntokens"]
         src_lengths = sample["net_input"]["src_lengths"].tolist()
         tgt_lengths = sample["target"].ne(task.target_dictionary.pad()).sum(1).tolist()

@@ -35,22 +35,12 @@ def profile_training(name, steps=4):
     task, model = bench.build(name)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     samples = bench.batches(task, "train")
-    pad = task.target_dictionary.pad()
     model.train()
-
-    def train_step(sample):  # bench.worker's step
-        net_output = model(**sample["net_input"])
-        lprobs = model.get_normalized_probs(net_output, log_probs=True).view(-1, len(task.target_dictionary))
-        loss = torch.nn.functional.nll_loss(lprobs, sample["target"].view(-1), ignore_index=pad, reduction="sum")
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
     for sample in samples[:2]:
-        train_step(sample)
+        bench.train_step(task, model, optimizer, sample)
     with profile(record_shapes=True) as profiler:
         for sample in samples[2 : 2 + steps]:
-            train_step(sample)
+            bench.train_step(task, model, optimizer, sample)
     return profiler.key_averages(group_by_input_shape=True)
 
 

@@ -114,22 +114,14 @@ def require_module(module: str):
 
 
 def run_entry(target: str, argv: Optional[List[str]] = None) -> int:
-    """``run_main`` for ``"package.module:function"``, imported here so that a missing optional module (matplotlib,
-    sacremoses, ...) also ends in one ``error:`` line that says what to install (exit status 2)."""
+    """``run_main`` for ``"package.module:function"``, the entry point of each script in ``scripts/``. The recipes
+    import their optional modules (matplotlib, sacremoses, ...) only through ``require_module``, so a missing one
+    ends in run_main's one ``error:`` line that says what to install (exit status 2)."""
     import importlib
 
     module_name, _, function = target.partition(":")
     quiet_fairseq_debug_logging()  # before the module's imports, which may log
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        top = (error.name or "").split(".")[0]
-        if top not in OPTIONAL_MODULES:
-            raise
-        sys.stdout.flush()
-        print(f"error: {missing_module_message(top)}", file=sys.stderr, flush=True)
-        return 2
-    return run_main(getattr(module, function or "main"), argv)
+    return run_main(getattr(importlib.import_module(module_name), function or "main"), argv)
 
 
 # -- signals: stop the fairseq tools that are running, then the script ---------------------------------------------
