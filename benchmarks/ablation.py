@@ -21,7 +21,9 @@
   step. "Masked" gives it full lengths, so every decoder step multiplies by a mask of ones, as it did before. Run
   it on a ``_bf16`` model (``--models nematus_bf16``): in fp32 the hand-written backward runs instead.
 
-Each configuration runs in its own subprocess, interleaved and repeated; medians are printed.
+Each configuration runs in its own subprocess, interleaved and repeated; medians are printed, and each
+configuration's training speed against "as shipped" with that ratio's range over the rounds (bench.py's warning line
+when the rounds disagree by more than 10 %: the CPU was shared).
 
     python benchmarks/ablation.py [--repeats 3] [--models dot,general] [--configs "as shipped,packed nn.GRU"]
 """
@@ -124,11 +126,30 @@ def main():
                                 str(out)], check=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
                                stderr=subprocess.DEVNULL)
                 runs[model, config].append(json.loads(out.read_text()))
-    print(f"\n{'model':<10}{'configuration':<18}{'train tok/s':>13}{'beam5 sent/s':>14}{'greedy sent/s':>15}")
+    print_table(runs)
+
+
+def print_table(runs):
+    """Medians per model and configuration; with "as shipped" measured, each configuration's training speed against
+    it, with the range of that ratio over the rounds (each round's pair ran side by side) and bench.py's warning
+    when the rounds disagree."""
+    print(f"\n{'model':<10}{'configuration':<26}{'train tok/s':>13}{'vs shipped':>12}{'rounds':>12}{'beam5 sent/s':>14}"
+          f"{'greedy sent/s':>15}")
+    spreads = {}
     for (model, config), measurements in runs.items():
         median = {key: statistics.median(m[key] for m in measurements) for key in measurements[0]}
-        print(f"{model:<10}{config:<18}{median['train_tok_s']:>13.0f}{median['beam5_sent_s']:>14.1f}"
-              f"{median['beam1_sent_s']:>15.1f}")
+        shipped = runs.get((model, "as shipped"))
+        ratio = rounds = ""
+        if shipped and config != "as shipped":
+            ratio = f"{median['train_tok_s'] / statistics.median(m['train_tok_s'] for m in shipped):.3f}"
+            low, high = bench.ratio_range(measurements, shipped, "train_tok_s")
+            rounds = f"{low:.2f}-{high:.2f}"
+            spreads[f"{model}, {config} vs as shipped"] = [low, high]
+        print(f"{model:<10}{config:<26}{median['train_tok_s']:>13.0f}{ratio:>12}{rounds:>12}"
+              f"{median['beam5_sent_s']:>14.1f}{median['beam1_sent_s']:>15.1f}")
+    warning = bench.spread_warning(spreads)
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":

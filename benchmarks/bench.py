@@ -9,7 +9,11 @@ round repeated, and the median is reported, so machine noise hits all alike.
 
 Measured per model: parameters; training target tokens/s (forward + backward + Adam step, after warm-up);
 beam-5 and greedy sentences/s through fairseq's SequenceGenerator; peak RSS; FLOP utilisation = model FLOP/s in
-training / the matmul peak of the dtype in use, both measured by this run.
+training / the matmul peak of the dtype in use, both measured by this run. Each ratio to the lstm is the ratio of
+the medians, with its range over the rounds (each round's model against that round's lstm). The fp32 matmul peak is
+measured at the start of every round. When the rounds disagree by more than 10 % (that peak, or a model's training
+ratio to the lstm), another load shared the CPU: the run ends with a warning line, also kept in results.json
+(``noise_warning``). A shared CPU slows fairseq's lstm more than these models, so its ratios come out too high.
 
 FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
 2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
@@ -243,6 +247,75 @@ def decode_speeds(task, model):
     return speeds
 
 
+#: how far (max / min) the fp32 matmul peak, or a model's training ratio to the lstm, may move between rounds before
+#: the run is called noisy
+QUIET_SPREAD = 1.10
+
+
+def summarize(runs, peaks, cpu, recipe_env):
+    """results.json from each model's per-round measurements (``runs``: name -> [worker result, ...]) and the
+    per-round matmul peaks: medians, ratios to the lstm, and each ratio's range over the rounds, which were
+    measured side by side (round i of every model ran between the same two peak measurements)."""
+    sgemm, bf16_gemm = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
+    results = {"cpu": cpu, "recipe_env": recipe_env, "sgemm_gflops": round(sgemm, 1),
+               "bf16_gemm_gflops": round(bf16_gemm, 1),
+               "sgemm_gflops_rounds": [round(peak, 1) for peak in peaks["fp32"]],
+               "bf16_gemm_gflops_rounds": [round(peak, 1) for peak in peaks["bf16"]], "models": {}}
+    for name, measurements in runs.items():
+        median = {key: None if measurements[0][key] is None else statistics.median(m[key] for m in measurements)
+                  for key in measurements[0]}
+        peak = bf16_gemm if name.endswith("_bf16") else sgemm
+        trained = median["train_tok_s"] is not None  # int8 rows only decode
+        results["models"][name] = {
+            "params": int(median["params"]),
+            "train_tok_s": round(median["train_tok_s"], 1) if trained else None,
+            "utilization": round(median["train_flops_s"] / 1e9 / peak, 3) if trained else None,
+            "beam5_sent_s": round(median["beam5_sent_s"], 2),
+            "beam1_sent_s": round(median["beam1_sent_s"], 2),
+            "peak_rss_mb": round(median["peak_rss_mb"], 1),
+        }
+    lstm = results["models"].get("fairseq_lstm")
+    for name, r in results["models"].items():
+        if lstm:
+            if r["train_tok_s"] is not None:
+                r["train_ratio_vs_lstm"] = round(r["train_tok_s"] / lstm["train_tok_s"], 2)
+                r["train_ratio_vs_lstm_range"] = ratio_range(runs[name], runs["fairseq_lstm"], "train_tok_s")
+            r["beam5_ratio_vs_lstm"] = round(r["beam5_sent_s"] / lstm["beam5_sent_s"], 2)
+            r["beam5_ratio_vs_lstm_range"] = ratio_range(runs[name], runs["fairseq_lstm"], "beam5_sent_s")
+        fp32 = results["models"].get(name[: -len("_int8")]) if name.endswith("_int8") else None
+        if fp32:  # int8 against the same model in fp32
+            r["beam5_ratio_vs_fp32"] = round(r["beam5_sent_s"] / fp32["beam5_sent_s"], 2)
+            r["beam1_ratio_vs_fp32"] = round(r["beam1_sent_s"] / fp32["beam1_sent_s"], 2)
+    return results
+
+
+def ratio_range(measurements, baseline, key):
+    """[lowest, highest] over the rounds of one model's ``key`` divided by the baseline's in the same round."""
+    ratios = [m[key] / b[key] for m, b in zip(measurements, baseline)]  # (rounds,)
+    return [round(min(ratios), 2), round(max(ratios), 2)]
+
+
+def noise_warning(results):
+    """``spread_warning`` over the fp32 matmul peak of each round and each model's training ratio to the lstm (a CPU
+    shared with another load can slow every round alike, so that the peak stays put, while slowing the lstm's many
+    small steps more than our models' big ones)."""
+    spreads = {"fp32 matmul peak": results["sgemm_gflops_rounds"]}
+    spreads.update({f"{name}'s training ratio": model["train_ratio_vs_lstm_range"]
+                    for name, model in results["models"].items() if "train_ratio_vs_lstm_range" in model})
+    return spread_warning(spreads)
+
+
+def spread_warning(spreads):
+    """One line naming each measurement whose values over the rounds (``spreads``: what -> values) disagree by more
+    than QUIET_SPREAD, else None: then another load shared the CPU."""
+    noisy = [f"{what} {min(values):g}-{max(values):g}" for what, values in spreads.items()
+             if max(values) > QUIET_SPREAD * min(values)]
+    if not noisy:
+        return None
+    return (f"warning: the rounds disagree by more than {round(100 * (QUIET_SPREAD - 1))} % ({'; '.join(noisy)}): "
+            f"another load shared the CPU; rerun on a quiet machine before quoting these ratios")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", default="bench_out")
@@ -278,45 +351,26 @@ def main():
             runs[name].append(json.loads(out.read_text()))
             out.unlink()
 
-    sgemm, bf16_gemm = statistics.median(peaks["fp32"]), statistics.median(peaks["bf16"])
-    results = {"cpu": cpu_description(), "recipe_env": args.recipe_env, "sgemm_gflops": round(sgemm, 1), "bf16_gemm_gflops": round(bf16_gemm, 1), "models": {}}
-    for name, measurements in runs.items():
-        median = {key: None if measurements[0][key] is None else statistics.median(m[key] for m in measurements)
-                  for key in measurements[0]}
-        peak = bf16_gemm if name.endswith("_bf16") else sgemm
-        trained = median["train_tok_s"] is not None  # int8 rows only decode
-        results["models"][name] = {
-            "params": int(median["params"]),
-            "train_tok_s": round(median["train_tok_s"], 1) if trained else None,
-            "utilization": round(median["train_flops_s"] / 1e9 / peak, 3) if trained else None,
-            "beam5_sent_s": round(median["beam5_sent_s"], 2),
-            "beam1_sent_s": round(median["beam1_sent_s"], 2),
-            "peak_rss_mb": round(median["peak_rss_mb"], 1),
-        }
-    lstm = results["models"].get("fairseq_lstm")
-    for name, r in results["models"].items():
-        if lstm:
-            if r["train_tok_s"] is not None:
-                r["train_ratio_vs_lstm"] = round(r["train_tok_s"] / lstm["train_tok_s"], 2)
-            r["beam5_ratio_vs_lstm"] = round(r["beam5_sent_s"] / lstm["beam5_sent_s"], 2)
-        fp32 = results["models"].get(name[: -len("_int8")]) if name.endswith("_int8") else None
-        if fp32:  # int8 against the same model in fp32
-            r["beam5_ratio_vs_fp32"] = round(r["beam5_sent_s"] / fp32["beam5_sent_s"], 2)
-            r["beam1_ratio_vs_fp32"] = round(r["beam1_sent_s"] / fp32["beam1_sent_s"], 2)
+    results = summarize(runs, peaks, cpu_description(), args.recipe_env)
+    results["noise_warning"] = noise_warning(results)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     cpu = results["cpu"]
     print(f"\nCPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}")
-    print(f"matmul peak: fp32 {sgemm:.0f} GFLOP/s, bf16 {bf16_gemm:.0f} GFLOP/s (torch.mm 2048²)")
-    print(f"{'model':<14}{'params':>11}{'train tok/s':>13}{'vs lstm':>9}{'util':>7}{'beam5 s/s':>11}{'vs lstm':>9}"
-          f"{'greedy s/s':>12}{'RSS MB':>9}")
+    print(f"matmul peak: fp32 {results['sgemm_gflops']:.0f} GFLOP/s, bf16 {results['bf16_gemm_gflops']:.0f} GFLOP/s "
+          f"(torch.mm 2048², median of the rounds)")
+    print(f"{'model':<14}{'params':>11}{'train tok/s':>13}{'vs lstm':>9}{'rounds':>12}{'util':>7}{'beam5 s/s':>11}"
+          f"{'vs lstm':>9}{'greedy s/s':>12}{'RSS MB':>9}")
     for name, r in results["models"].items():
         if r["train_tok_s"] is None:  # int8: decoding only
-            train = f"{'—':>13}{'—':>9}{'—':>7}"
+            train = f"{'—':>13}{'—':>9}{'—':>12}{'—':>7}"
         else:
-            train = (f"{r['train_tok_s']:>13.0f}{r.get('train_ratio_vs_lstm', 1):>9.2f}"
+            low, high = r.get("train_ratio_vs_lstm_range", (1, 1))
+            train = (f"{r['train_tok_s']:>13.0f}{r.get('train_ratio_vs_lstm', 1):>9.2f}{f'{low:.2f}-{high:.2f}':>12}"
                      f"{100 * r['utilization']:>6.0f}%")
         print(f"{name:<14}{r['params']:>11,}{train}{r['beam5_sent_s']:>11.1f}{r.get('beam5_ratio_vs_lstm', 1):>9.2f}"
               f"{r['beam1_sent_s']:>12.1f}{r['peak_rss_mb']:>9.0f}")
+    if results["noise_warning"]:
+        print(results["noise_warning"])
     print(f"wrote {out_dir / 'results.json'}")
 
 
