@@ -13,7 +13,8 @@ training / the matmul peak of the dtype in use, both measured by this run. Each 
 the medians, with its range over the rounds (each round's model against that round's lstm). The fp32 matmul peak is
 measured at the start of every round. When the rounds disagree by more than 10 % (that peak, or a model's training
 ratio to the lstm), another load shared the CPU: the run ends with a warning line, also kept in results.json
-(``noise_warning``). A shared CPU slows fairseq's lstm more than these models, so its ratios come out too high.
+(``noise_warning``). On one shared EPYC fairseq's lstm slowed more than these models, and every ratio came out
+too high (benchmarks/NOTES.md).
 
 FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
 2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
