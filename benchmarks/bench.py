@@ -178,6 +178,16 @@ def train_step(task, model, optimizer, sample):
     optimizer.step()
 
 
+def start_training(task, model, warmup_steps=2):
+    """Adam over the model, train mode, ``warmup_steps`` updates done -> (optimizer, the train batches after them)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_batches = batches(task, "train")
+    model.train()
+    for sample in train_batches[:warmup_steps]:
+        train_step(task, model, optimizer, sample)
+    return optimizer, train_batches[warmup_steps:]
+
+
 def worker(name, steps, out_path, force_step_loop=False):
     """One measurement of one model; writes a json line. ``force_step_loop``: run the step-by-step loop where the order could run whole targets."""
     torch.manual_seed(1)
@@ -187,14 +197,10 @@ def worker(name, steps, out_path, force_step_loop=False):
     if name.endswith("_int8"):
         inference_worker(name, task, model, out_path)
         return
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train_batches = batches(task, "train")
-    model.train()
-    for sample in train_batches[:2]:  # warm-up
-        train_step(task, model, optimizer, sample)
+    optimizer, train_batches = start_training(task, model)
     tokens = flops = 0
     start = time.perf_counter()
-    for sample in train_batches[2 : 2 + steps]:
+    for sample in train_batches[:steps]:
         train_step(task, model, optimizer, sample)
         tokens += sample["ntokens"]
         src_lengths = sample["net_input"]["src_lengths"].tolist()

@@ -33,13 +33,9 @@ def product_flops(key, shapes):
 def profile_training(name, steps=4):
     torch.manual_seed(1)
     task, model = bench.build(name)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    samples = bench.batches(task, "train")
-    model.train()
-    for sample in samples[:2]:
-        bench.train_step(task, model, optimizer, sample)
+    optimizer, samples = bench.start_training(task, model)
     with profile(record_shapes=True) as profiler:
-        for sample in samples[2 : 2 + steps]:
+        for sample in samples[:steps]:
             bench.train_step(task, model, optimizer, sample)
     return profiler.key_averages(group_by_input_shape=True)
 

@@ -21,6 +21,18 @@ BIN = Path(sys.executable).parent
 SHARED = REPO.parent / "shared"
 
 
+def load_script(relative_path):
+    """A script of this repository loaded by path (scripts/ and benchmarks/ are not packages), so that tests call
+    its functions in-process."""
+    import importlib.util
+
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class TinyTask:
     """Just what GRUAttnModel.build_model reads from a task."""
 

@@ -2,21 +2,13 @@
 
 In-process on made-up measurements (a real bench takes minutes): every expected figure is computed here by hand.
 """
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """benchmarks/ is not a package: the script is loaded by path."""
-    spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench.py")
 
 
 def measurement(train_tok_s, beam5, beam1=100.0, flops_s=100e9):
@@ -63,9 +55,7 @@ def test_noise_warning_when_the_rounds_disagree_on_the_peak_or_on_a_ratio(bench)
 
 def test_ablation_table_gives_each_configuration_against_as_shipped_with_its_range(bench, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ablation.py imports bench.py as a sibling
-    spec = importlib.util.spec_from_file_location("ablation", REPO / "benchmarks" / "ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
+    ablation = load_script("benchmarks/ablation.py")
     shipped = [measurement(2000, 100), measurement(2200, 100), measurement(2100, 100)]
     steady = [measurement(1900, 100), measurement(2090, 100), measurement(1995, 100)]  # 0.95 of shipped each round
     jumpy = [measurement(1600, 100), measurement(2200, 100), measurement(2100, 100)]  # 0.80, 1.00, 1.00

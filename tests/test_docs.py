@@ -2,13 +2,13 @@
 
 Fast on purpose (a few seconds): everything runs in-process except one run of the script as a user runs it.
 """
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from fairseq_attn_gru.fairseq_fixes import FIXES, GLOBAL_FIXES_ENV
 
@@ -20,17 +20,9 @@ README_MAX_CHARS = 12_000
 LINK = re.compile(r"\]\(([^)\s#]*)(?:#[^)\s]*)?\)")
 
 
-def load_flags_table():
-    """scripts/ is not a package, so the script is loaded by path and its functions are called in-process."""
-    spec = importlib.util.spec_from_file_location("flags_table", REPO / "scripts" / "flags_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def flags_table():
-    return load_flags_table()
+    return load_script("scripts/flags_table.py")
 
 
 @pytest.fixture(scope="module")
