@@ -9,8 +9,8 @@ Each module's docstring names the upstream bug, the fairseq version it was writt
 """
 from . import (alignment_needs_attention, checkpoint_errors, checkpoint_safe_globals, checkpoint_saving,
                checkpoint_weights_only, data_path_errors, distributed_resume, divergence_message, diverse_beam_rows,
-               interactive_input, last_partial_batch, no_repeat_ngram, patient_beam, plateau_schedule_resume,
-               save_dir_errors, training_interrupts)
+               interactive_input, last_partial_batch, launcher_env, no_repeat_ngram, patient_beam,
+               plateau_schedule_resume, save_dir_errors, training_interrupts)
 from .patching import GLOBAL_FIXES_ENV, global_fixes_enabled
 
 FIXES = [
@@ -21,6 +21,7 @@ FIXES = [
     no_repeat_ngram,
     checkpoint_errors,
     data_path_errors,
+    launcher_env,
     checkpoint_saving,
     training_interrupts,
     save_dir_errors,
