@@ -1,9 +1,12 @@
 """fairseq-train for the distributed tests: dumps this rank's final parameters, or crashes one rank on purpose.
 
 $DUMP_PARAMS_PREFIX: after training, save the model's state_dict to <prefix>.rank<R>.pt.
-$CRASH_RANK / $CRASH_AT_UPDATE: that rank exits with status 3 when it reaches that update.
+$CRASH_RANK / $CRASH_AT_UPDATE: that rank exits with status 3 when it reaches that update, or kills itself with
+SIGKILL (as an out-of-memory killer would) with $CRASH_SIGNAL=KILL; only in torchrun's first attempt (its
+$TORCHELASTIC_RESTART_COUNT 0, or unset outside torchrun), so that a restarted group trains on.
 """
 import os
+import signal
 import sys
 
 import torch
@@ -20,9 +23,12 @@ def init(self, cfg, *args, **kwargs):
 
 
 def train_step(self, samples, *args, **kwargs):
-    if str(seen.get("rank")) == os.environ.get("CRASH_RANK") and self.get_num_updates() >= int(
+    first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+    if first_attempt and str(seen.get("rank")) == os.environ.get("CRASH_RANK") and self.get_num_updates() >= int(
         os.environ.get("CRASH_AT_UPDATE", "0")
     ):
+        if os.environ.get("CRASH_SIGNAL") == "KILL":
+            os.kill(os.getpid(), signal.SIGKILL)
         os._exit(3)
     return original_train_step(self, samples, *args, **kwargs)
 
