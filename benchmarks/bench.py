@@ -30,7 +30,13 @@ are empty and their peak RSS is that of decoding alone (an fp32 row's peak inclu
 does not depend on the weights here (every sentence decodes exactly GENERATED_LENGTH steps), so untrained weights
 measure the same work.
 
+``--device cuda``: the same measurements on the first GPU (fairseq's lstm and nn.GRU run cuDNN there); the matmul
+peaks are the GPU's (torch.mm 8192², torch's default TF32 settings, as in training), peak RSS is still the host
+process's, and the rows that exist on CPU only (``_bf16``: --cpu-bf16; ``_int8``: CPU dynamic quantization) are left
+out. scripts/gpu_check.sh runs it so.
+
     python benchmarks/bench.py [--out-dir bench_out] [--repeats 3] [--steps 8] [--models dot,...] [--recipe-env]
+                               [--device cpu|cuda]
 """
 import argparse
 import json
@@ -48,6 +54,7 @@ import torch
 DIMS = dict(embed=256, hidden=512, layers=2, out_embed=256, vocab=1000)
 MAX_TOKENS = 4000
 GENERATED_LENGTH = 30  # target tokens per generated sentence
+CPU_ONLY_ROWS = ("_bf16", "_int8")  # --cpu-bf16, and int8 dynamic quantization: CPU features
 MODELS = ["fairseq_lstm", "none", "dot", "general", "concat", "cgru", "nematus", "dot_bf16",
           "none_int8", "dot_int8", "general_int8", "concat_int8"]
 # rows named after a decoder rather than an attention type: name -> (attention type, extra model options)
@@ -160,11 +167,40 @@ def build(name):
     return task, model
 
 
-def batches(task, split):
+def batches(task, split, device=torch.device("cpu")):
     task.load_dataset(split)
     dataset = task.dataset(split)
     iterator = task.get_batch_iterator(dataset, max_tokens=MAX_TOKENS, seed=1, required_batch_size_multiple=1)
-    return list(iterator.next_epoch_itr(shuffle=False))
+    samples = list(iterator.next_epoch_itr(shuffle=False))
+    if device.type != "cpu":  # all on the device before any timing (the toy data is small)
+        from fairseq.utils import apply_to_sample
+
+        samples = [apply_to_sample(lambda tensor: tensor.to(device), sample) for sample in samples]
+    return samples
+
+
+def synchronize(device):
+    """Wait for the device's queued work, so that a clock read after it counts that work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype, device):
+    """The device's practical matmul peak in GFLOP/s: machine.matmul_gflops on CPU; on a GPU the fastest of 5
+    synchronized 8192² products (2048² would measure kernel launches there)."""
+    if device.type == "cpu":
+        return matmul_gflops(dtype)
+    size = 8192
+    a, b = torch.randn(size, size, dtype=dtype, device=device), torch.randn(size, size, dtype=dtype, device=device)
+    torch.mm(a, b)
+    timings = []
+    for _ in range(5):
+        synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(device)
+        timings.append(time.perf_counter() - start)
+    return 2 * size**3 / min(timings) / 1e9
 
 
 def train_step(task, model, optimizer, sample):
@@ -181,17 +217,19 @@ def train_step(task, model, optimizer, sample):
 def start_training(task, model, warmup_steps=2):
     """Adam over the model, train mode, ``warmup_steps`` updates done -> (optimizer, the train batches after them)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train_batches = batches(task, "train")
+    train_batches = batches(task, "train", next(model.parameters()).device)
     model.train()
     for sample in train_batches[:warmup_steps]:
         train_step(task, model, optimizer, sample)
     return optimizer, train_batches[warmup_steps:]
 
 
-def worker(name, steps, out_path, force_step_loop=False):
+def worker(name, steps, out_path, force_step_loop=False, device="cpu"):
     """One measurement of one model; writes a json line. ``force_step_loop``: run the step-by-step loop where the order could run whole targets."""
     torch.manual_seed(1)
+    device = torch.device(device)
     task, model = build(name)
+    model.to(device)
     if force_step_loop:
         model.decoder.order.runs_whole_target = False
     if name.endswith("_int8"):
@@ -199,6 +237,7 @@ def worker(name, steps, out_path, force_step_loop=False):
         return
     optimizer, train_batches = start_training(task, model)
     tokens = flops = 0
+    synchronize(device)
     start = time.perf_counter()
     for sample in train_batches[:steps]:
         train_step(task, model, optimizer, sample)
@@ -206,6 +245,7 @@ def worker(name, steps, out_path, force_step_loop=False):
         src_lengths = sample["net_input"]["src_lengths"].tolist()
         tgt_lengths = sample["target"].ne(task.target_dictionary.pad()).sum(1).tolist()
         flops += 3 * count_flops(name, src_lengths, tgt_lengths)
+    synchronize(device)
     train_seconds = time.perf_counter() - start
 
     speeds = decode_speeds(task, model)
@@ -237,7 +277,8 @@ def decode_speeds(task, model):
     from fairseq.sequence_generator import SequenceGenerator
 
     model.eval()
-    test = batches(task, "test")
+    device = next(model.parameters()).device
+    test = batches(task, "test", device)
     speeds = {}
     for beam in (5, 1):
         # eos is banned before step 30 and forced at it: every model decodes exactly the same number of steps
@@ -245,11 +286,13 @@ def decode_speeds(task, model):
         generator = SequenceGenerator([model], task.target_dictionary, beam_size=beam, max_len_a=0,
                                       max_len_b=GENERATED_LENGTH, min_len=GENERATED_LENGTH)
         sentences = 0
+        synchronize(device)
         start = time.perf_counter()
         with torch.no_grad():
             for sample in test:
                 generator.generate([model], sample)
                 sentences += sample["nsentences"]
+        synchronize(device)
         speeds[beam] = sentences / (time.perf_counter() - start)
     return speeds
 
@@ -328,19 +371,32 @@ def main():
     parser.add_argument("--out-dir", default="bench_out")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the median is reported")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per measurement")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=None, help=f"comma-separated (default: {','.join(MODELS)})")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cpu (default), or cuda: the first GPU, without the CPU-only rows")
     parser.add_argument("--recipe-env", action="store_true",
                         help="run every model (fairseq's lstm too) in the environment scripts/multi30k/train.py gives "
                              "fairseq-train: glibc keeping freed memory, OpenMP threads spinning")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker[0], args.steps, args.worker[1])
+        worker(args.worker[0], args.steps, args.worker[1], device=args.device)
         return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("error: --device=cuda is not allowed here: torch sees no CUDA device (a CPU-only build, or none "
+                 "visible)")
+    if args.models is None:
+        models = [name for name in MODELS if args.device == "cpu" or not name.endswith(CPU_ONLY_ROWS)]
+    else:
+        models = args.models.split(",")
+        cpu_only = [name for name in models if name.endswith(CPU_ONLY_ROWS)]
+        if args.device == "cuda" and cpu_only:
+            sys.exit(f"error: --models={args.models!r} is not allowed with --device cuda: {', '.join(cpu_only)} "
+                     f"exist on CPU only")
+    device = torch.device(args.device)
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    models = args.models.split(",")
     peaks = {"fp32": [], "bf16": []}
     runs = {name: [] for name in models}
     worker_env = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -348,23 +404,28 @@ def main():
         from fairseq_attn_gru.recipes.multi30k.train import TRAIN_ENV
         worker_env.update(TRAIN_ENV)
     for round_index in range(args.repeats):
-        peaks["fp32"].append(matmul_gflops(torch.float32))
-        peaks["bf16"].append(matmul_gflops(torch.bfloat16))
+        peaks["fp32"].append(matmul_peak(torch.float32, device))
+        peaks["bf16"].append(matmul_peak(torch.bfloat16, device))
         for name in models:
             out = out_dir / f".{name}.json"
             print(f"round {round_index + 1}/{args.repeats}: {name} ...", flush=True)
-            subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--worker", name, str(out)],
+            subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--device", args.device,
+                            "--worker", name, str(out)],
                            check=True, env=worker_env, stderr=subprocess.DEVNULL)
             runs[name].append(json.loads(out.read_text()))
             out.unlink()
 
     results = summarize(runs, peaks, cpu_description(), args.recipe_env)
+    if device.type == "cuda":
+        results["device"] = torch.cuda.get_device_name(device)
     results["noise_warning"] = noise_warning(results)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     cpu = results["cpu"]
     print(f"\nCPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}")
+    if device.type == "cuda":
+        print(f"GPU: {results['device']}")
     print(f"matmul peak: fp32 {results['sgemm_gflops']:.0f} GFLOP/s, bf16 {results['bf16_gemm_gflops']:.0f} GFLOP/s "
-          f"(torch.mm 2048², median of the rounds)")
+          f"(torch.mm {8192 if device.type == 'cuda' else 2048}², median of the rounds)")
     print(f"{'model':<14}{'params':>11}{'train tok/s':>13}{'vs lstm':>9}{'rounds':>12}{'util':>7}{'beam5 s/s':>11}"
           f"{'vs lstm':>9}{'greedy s/s':>12}{'RSS MB':>9}")
     for name, r in results["models"].items():
