@@ -6,14 +6,15 @@
 #  1. `pytest -m cuda` (tests/test_cuda.py): every named architecture's training step on cuDNN against the CPU path,
 #     incremental decoding against the full forward on the GPU, fairseq-train with --amp and with --bf16.
 #  2. benchmarks/bench.py --device cuda: fairseq's lstm (cuDNN) against gru_attn dot/general/concat, one round.
-#  3. With --data DIR (or $MULTI30K_DATA): a Multi30k de-en run of M minutes (default 5) through
-#     `fairseq-attn-gru run`: its training tokens/s (fairseq's wps, mean over the epochs) and val sacreBLEU.
+#  3. With --data DIR (or $MULTI30K_DATA): a Multi30k de-en run of M minutes (default 5) through `fairseq-attn-gru
+#     run` (as python -m fairseq_attn_gru run): its training tokens/s (fairseq's wps, mean over the epochs) and val
+#     sacreBLEU.
 #
 # Parts run in that order within a budget of $GPU_CHECK_BUDGET_S seconds (default 470): parts 1 and 2 get at most
 # 75 s each, part 3 what is left, and it starts only if its minutes and 60 s of preparation and scoring still fit
 # (else its summary line says it was left out); a part that runs out of time counts as failed. Where torch sees
 # no CUDA device (a CPU-only build, CUDA_VISIBLE_DEVICES=""), every part is skipped with one line saying so, after
-# checking that the CUDA tests are collected; the exit status is then 0. Otherwise it is 1 if a part that ran failed.
+# checking that the CUDA tests are collected (exit 1 if none is, else 0). With a GPU it is 1 if a part failed.
 # Everything is written under --out (default gpu_check_out): part logs, bench/results.json, multi30k/, summary.txt.
 # Environment: PYTHON (default: the checkout's .venv/bin/python).
 if [ -z "${BASH_VERSION:-}" ]; then
@@ -25,7 +26,8 @@ set -uo pipefail
 fail() { echo "error: $*" >&2; exit 2; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 python_bin=${PYTHON:-$here/.venv/bin/python}
-[[ -x $python_bin ]] || fail "PYTHON='$python_bin' is not allowed: an executable Python with this package installed (make install)"
+[[ -x $python_bin ]] ||
+    fail "PYTHON='$python_bin' is not allowed: an executable Python with this package installed (make install)"
 data=${MULTI30K_DATA:-}; out=gpu_check_out; minutes=5
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -47,12 +49,13 @@ budget=${GPU_CHECK_BUDGET_S:-470}
 [[ $budget =~ ^[1-9][0-9]*$ ]] || fail "GPU_CHECK_BUDGET_S='$budget' is not allowed: a positive number of seconds"
 mkdir -p "$out" || fail "--out='$out' cannot be created"
 out=$(cd "$out" && pwd)
-bin_dir=$(dirname "$python_bin")
 deadline=$((SECONDS + budget))
 summary=()
 failed=0
-note() { summary+=("$1"); echo "gpu_check: $1"; }
-why() { [[ $1 -eq 124 ]] && echo "out of time" || echo "status $1"; }  # 124: timeout stopped it
+note() { summary+=("$*"); echo "gpu_check: $*"; }
+why() {  # 124: timeout stopped it; 0: pytest found nothing to run
+    case $1 in 124) echo "out of time" ;; 0) echo "no test passed" ;; *) echo "status $1" ;; esac
+}
 seconds_left() {  # $1: the part's own cap; never 0, which `timeout` reads as no limit
     local left=$((deadline - SECONDS))
     (( left > $1 )) && left=$1
@@ -77,12 +80,13 @@ else
     (cd "$here" && timeout "$(seconds_left 75)" "$python_bin" -m pytest -q -m cuda -p no:cacheprovider tests) \
         > "$out/pytest_cuda.log" 2>&1
     status=$?
-    counts=$(grep -E '^[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (passed|failed)' "$out/pytest_cuda.log" | tail -1 | tr -d '=')
-    if [[ $status -eq 0 ]]; then
+    counts=$(grep -E '^(=+ )?[0-9]+ (passed|failed|skipped|errors?)' "$out/pytest_cuda.log" | tail -1 | tr -d '=')
+    if [[ $status -eq 0 && $counts == *passed* ]]; then  # all skipped on a GPU: the tests did not see it
         note "pytest -m cuda: ${counts:-passed} in $((SECONDS - start)) s"
     else
         failed=1
-        note "pytest -m cuda: FAILED ($(why $status)${counts:+: $counts}) in $((SECONDS - start)) s; see $out/pytest_cuda.log"
+        note "pytest -m cuda: FAILED ($(why $status)${counts:+: $counts}) in $((SECONDS - start)) s;" \
+             "see $out/pytest_cuda.log"
     fi
     # 2. the benchmark against fairseq's lstm
     start=$SECONDS
@@ -90,7 +94,7 @@ else
         --models fairseq_lstm,dot,general,concat --repeats 1 --steps 20 --out-dir "$out/bench") > "$out/bench.log" 2>&1
     status=$?
     if [[ $status -eq 0 ]]; then
-        while IFS= read -r line; do note "bench.py --device cuda: $line"; done < <("$python_bin" - "$out/bench/results.json" <<'EOF'
+        bench_lines=$("$python_bin" - "$out/bench/results.json" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))
 for name, row in results["models"].items():
@@ -98,6 +102,7 @@ for name, row in results["models"].items():
           f"{row['beam5_sent_s']:,.1f} sent/s ({row.get('beam5_ratio_vs_lstm', 1):.2f}x lstm)")
 EOF
 )
+        while IFS= read -r line; do note "bench.py --device cuda: $line"; done <<< "$bench_lines"
     else
         failed=1
         note "bench.py --device cuda: FAILED ($(why $status)) after $((SECONDS - start)) s; see $out/bench.log"
@@ -110,7 +115,7 @@ EOF
         note "Multi30k ${minutes}-minute run: left out, $((deadline - SECONDS)) s of the ${budget} s budget left"
     else
         start=$SECONDS
-        timeout "$(seconds_left "$budget")" "$bin_dir/fairseq-attn-gru" run --data "$data" --source-lang de \
+        timeout "$(seconds_left "$budget")" "$python_bin" -m fairseq_attn_gru run --data "$data" --source-lang de \
             --target-lang en --work "$out/multi30k" --minutes "$minutes" --results "$out/multi30k/results.json" \
             > "$out/multi30k.log" 2>&1
         status=$?
@@ -126,13 +131,18 @@ speed = f"{sum(wps) / len(wps):,.0f} tok/s (fairseq wps, mean of {len(wps)} epoc
 
 
 def val_scores(node):
-    """Every 'val_sacrebleu' value in the results file, wherever the pipeline put it."""
+    """The chosen checkpoint's val sacreBLEU wherever the results file has one: "val_sacrebleu" is a number, or
+    {candidate: score} beside "chosen" (the pipeline's checkpoint selection), or {"ensemble": score}."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "val_sacrebleu":
-                yield value
-            else:
+            if key != "val_sacrebleu":
                 yield from val_scores(value)
+            elif not isinstance(value, dict):
+                yield value
+            elif node.get("chosen") in value:
+                yield value[node["chosen"]]
+            elif len(value) == 1:
+                yield from value.values()
     elif isinstance(node, list):
         for item in node:
             yield from val_scores(item)
@@ -144,7 +154,8 @@ EOF
 ) in $((SECONDS - start)) s"
         else
             failed=1
-            note "Multi30k ${minutes}-minute run: FAILED ($(why $status)) after $((SECONDS - start)) s; see $out/multi30k.log"
+            note "Multi30k ${minutes}-minute run: FAILED ($(why $status)) after $((SECONDS - start)) s;" \
+                 "see $out/multi30k.log"
         fi
     fi
 fi

@@ -28,13 +28,21 @@ if [ -z "${BASH_VERSION:-}" ]; then
 fi
 set -uo pipefail
 
-usage() { echo "usage: $0 NPROC [--nnodes N --node-rank R --master ADDR:PORT] <fairseq-train arguments...>" >&2; exit 2; }
+usage() {
+    echo "usage: $0 NPROC [--nnodes N --node-rank R --master ADDR:PORT] <fairseq-train arguments...>" >&2
+    exit 2
+}
 fail() { echo "error: $*" >&2; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 here=$(cd "$(dirname "$0")/.." && pwd)
-python_bin=${PYTHON:-$here/.venv/bin/python}
-[[ -x $python_bin ]] || python_bin=$(command -v python3)
+if [[ -n ${PYTHON:-} ]]; then
+    [[ -x $PYTHON ]] || fail "PYTHON='$PYTHON' is not allowed: an executable Python with torch and fairseq"
+    python_bin=$PYTHON
+else
+    python_bin=$here/.venv/bin/python  # the checkout's (make install), else the python3 on PATH
+    [[ -x $python_bin ]] || python_bin=$(command -v python3)
+fi
 nproc_per_node=$1; shift
 [[ $nproc_per_node =~ ^[1-9][0-9]*$ ]] || fail "NPROC='$nproc_per_node' is not allowed: a positive integer"
 nnodes=1; node_rank=0; master=""
@@ -52,7 +60,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ $nnodes =~ ^[1-9][0-9]*$ ]] || fail "--nnodes='$nnodes' is not allowed: a positive integer"
-[[ $node_rank =~ ^[0-9]+$ && $node_rank -lt $nnodes ]] || fail "--node-rank='$node_rank' is not allowed: 0..$((nnodes - 1))"
+[[ $node_rank =~ ^[0-9]+$ && $node_rank -lt $nnodes ]] ||
+    fail "--node-rank='$node_rank' is not allowed: 0..$((nnodes - 1))"
 if [[ -z $master ]]; then
     [[ $nnodes -eq 1 ]] || fail "--master is required with --nnodes $nnodes (ADDR:PORT of node 0)"
     rendezvous=(--standalone)
@@ -68,18 +77,19 @@ if [[ -n ${FAIRSEQ_TRAIN:-} ]]; then
 else
     train_cmd=("$(dirname "$python_bin")/fairseq-train")  # one word, whatever the path holds (spaces too)
 fi
-command -v "${train_cmd[0]}" > /dev/null || fail "cannot run '${train_cmd[0]}': no such command (set FAIRSEQ_TRAIN or PYTHON)"
-"$python_bin" -c 'import torch.distributed.run' 2> /dev/null ||
+command -v "${train_cmd[0]}" > /dev/null ||
+    fail "cannot run '${train_cmd[0]}': no such command (set FAIRSEQ_TRAIN or PYTHON)"
+gpus=$("$python_bin" -c 'import torch, torch.distributed.run; print(torch.cuda.device_count())' 2> /dev/null) ||
     fail "'$python_bin' has no torch.distributed.run (torchrun): set PYTHON to the Python with torch"
 
-gpus=$("$python_bin" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
 if [[ $gpus -ge $nproc_per_node ]]; then
     device_flags=()
     echo "train_distributed: $nnodes node(s) x $nproc_per_node rank(s) on GPUs (NCCL) through torchrun" >&2
 else
     device_flags=(--cpu --distributed-backend gloo --ddp-backend legacy_ddp)
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / nproc_per_node > 0 ? $(nproc) / nproc_per_node : 1 ))}
-    echo "train_distributed: $nnodes node(s) x $nproc_per_node rank(s) on CPU (gloo, $OMP_NUM_THREADS thread(s) each) through torchrun" >&2
+    echo "train_distributed: $nnodes node(s) x $nproc_per_node rank(s) on CPU (gloo, $OMP_NUM_THREADS thread(s)" \
+         "each) through torchrun" >&2
 fi
 
 # Each rank starts as this guard, whose parent is torchrun (exec below keeps this shell's pid, $$): it asks for
