@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Training tokens/s with 1 rank against NPROC ranks of scripts/train_distributed.sh, same global batch.
+"""Training tokens/s with 1 rank against NPROC ranks of scripts/train_distributed.sh (torchrun), same global batch.
 
 Both runs train the same model on the toy `translate` task for the same number of updates; 1 rank uses
 --update-freq NPROC so each update sees the same number of sentences. The figure is fairseq's own `wps`
 (target tokens per second, averaged over the `train_inner` log lines after the first): fairseq sums the logging
-outputs of all ranks before it logs, so the distributed run's wps is already the global rate.
+outputs of all ranks before it logs, so the distributed run's wps is already the global rate. Measure on a quiet
+machine: on 2 cores shared with another training (load 4-5) one run gave 386 tok/s for 1 rank (2 OpenMP threads
+fighting the other load) against 12,243 for 2 ranks of 1 thread each, a ratio that says nothing about either.
 
     python benchmarks/distributed.py [--nproc 2] [--updates 60]
 """
