@@ -15,7 +15,8 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, REPO, USER_DIR, children_of, cmdline, default_sigint, kill_all, toy_task, wait_until_gone
+from conftest import (BIN, REPO, USER_DIR, children_of, cmdline, default_sigint, kill_all, running, toy_task,
+                      wait_until_gone)
 
 LAUNCHER = str(REPO / "scripts" / "train_distributed.sh")
 INSTRUMENTED = str(REPO / "tests" / "helpers" / "instrumented_train.py")
@@ -297,14 +298,17 @@ def test_launcher_env_is_a_global_fix_that_checks_what_it_wraps(monkeypatch):
 # -- the launcher: a failing rank, signals, its own arguments ----------------------------------------------------
 
 @pytest.mark.slow
-def test_a_crashing_rank_stops_the_launcher_quickly():
+def test_a_crashing_rank_stops_the_launcher_quickly(tmp_path):
+    marker = str(tmp_path / "crash-run")  # in every rank's command line (its --save-dir)
     start = time.time()
-    result = launch(2, *TRAIN, "--max-update", "200", env_extra={"CRASH_RANK": "1", "CRASH_AT_UPDATE": "2"},
-                    timeout=300)
+    result = launch(2, *TRAIN, "--max-update", "200", "--save-dir", marker,
+                    env_extra={"CRASH_RANK": "1", "CRASH_AT_UPDATE": "2"}, timeout=300)
     elapsed = time.time() - start
     assert result.returncode == 1, result.stderr[-2000:]  # torchrun's status for a failed group
     assert re.search(r"rank\s*:\s*1 \(local_rank: 1\)\s+exitcode\s*:\s*3", result.stderr), result.stderr[-2000:]
     assert elapsed < 120, f"took {elapsed:.0f}s"
+    ranks_left = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and marker in cmdline(int(pid))]
+    assert not [pid for pid in ranks_left if running(pid)], "rank 0 outlived the failed group"
 
 
 def test_launcher_rejects_bad_arguments():
