@@ -25,7 +25,7 @@ TORCH_CPU_SPEC := torch==$(TORCH_VERSION)$(if $(filter Darwin,$(shell uname -s))
 # free disk space make install wants before it starts (MiB; NEED_MB=0 skips the check): .venv/ measured 1.4 GiB
 # with the CPU build, plus pip's downloads and build; the CUDA build's nvidia-* wheels add several GiB
 NEED_MB ?= $(if $(filter cuda,$(TORCH)),8000,2000)
-EXTRAS := test,demo,multi30k,tensorboard
+EXTRAS := test,demo,pipeline,tensorboard
 # fairseq-fixed: upstream fairseq==0.12.2 does not install on Python 3.11. Built against the torch in .venv/
 # (--no-build-isolation) without its requirements (--no-deps: they name torchaudio, which would bring another
 # torch); pyproject.toml lists the rest of its runtime requirements, so the editable install brings them.
@@ -98,24 +98,17 @@ test: $(STAMP)
 clean:
 	rm -rf demo_out bench_out .pytest_cache
 
-# Multi30k German->English (scripts/multi30k/): DATA=/path/to/multi30k holds the raw .de/.en files of train, val,
-# test_2016_flickr and test_2017_flickr; trains 58 min + 6 × 5 min comparisons on CPU (about 100 min in all),
-# writes results/multi30k.json + multi30k_attention.png.
-.PHONY: multi30k multi30k-eval
-PREP ?= multi30k_work/prep
-
-# The measured configuration (README): 58 min main run (fairseq-train's start-up and last validation fit in 60),
-# 5 min per comparison variant; bfloat16 matmuls (--cpu-bf16) where run.py measures them faster than fp32
-# (--precision auto, its default). Override: make multi30k MULTI30K_FLAGS=...
-MULTI30K_FLAGS ?= --minutes 58 --compare-minutes 5
+# Multi30k in any direction through the pipeline (`fairseq-attn-gru run`, docs/pipeline.md): DATA=/path/to/multi30k
+# holds the raw files (train.de, val.de, test_2016_flickr.de, ... for each language); SRC and TGT pick the direction
+# (default de -> en). Trains 58 minutes (fairseq-train's start-up and last validation fit in the hour), picks a
+# checkpoint on val, scores every test set, writes results/multi30k_$(SRC)-$(TGT).json + its attention map.
+# Override: make multi30k MULTI30K_FLAGS=... (any `fairseq-attn-gru run` or fairseq-train flag).
+.PHONY: multi30k
+SRC ?= de
+TGT ?= en
+MULTI30K_FLAGS ?= --minutes 58
 
 multi30k: $(STAMP)
-	@test -n "$(DATA)" || { echo "error: DATA is not set: make multi30k DATA=/path/to/multi30k" >&2; exit 2; }
-	$(PY) scripts/multi30k/run.py --data $(DATA) --work multi30k_work $(MULTI30K_FLAGS)
-
-# Score any checkpoint (or an ensemble: A.pt:B.pt) on raw text:
-#   make multi30k-eval CKPT=multi30k_work/main/checkpoint_best.pt SRC=x.de REF=x.en
-multi30k-eval: $(STAMP)
-	@test -n "$(CKPT)" -a -n "$(SRC)" -a -n "$(REF)" || \
-		{ echo "error: set CKPT, SRC and REF: make multi30k-eval CKPT=... SRC=x.de REF=x.en [PREP=...]" >&2; exit 2; }
-	$(PY) scripts/multi30k/evaluate.py --prep $(PREP) --checkpoint $(CKPT) --src $(SRC) --ref $(REF)
+	@test -n "$(DATA)" || { echo "error: DATA is not set: make multi30k DATA=/path/to/multi30k [SRC=de TGT=en]" >&2; exit 2; }
+	$(VENV)/bin/fairseq-attn-gru run --source-lang $(SRC) --target-lang $(TGT) --data $(DATA) \
+		--work multi30k_work/$(SRC)-$(TGT) --results results/multi30k_$(SRC)-$(TGT).json $(MULTI30K_FLAGS)

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import torch
 
+from fairseq_attn_gru.recipes.machine import cpu_description, matmul_gflops
+
 DIMS = dict(embed=256, hidden=512, layers=2, out_embed=256, vocab=1000)
 MAX_TOKENS = 4000
 GENERATED_LENGTH = 30  # target tokens per generated sentence
@@ -122,37 +124,6 @@ def count_flops(name, src_lengths, tgt_lengths):
         output = (2 * feature * O + 2 * O * V) * T_tokens
         bridge = 2 * C * L * H * len(src_lengths)
     return encoder + decoder + attention + output + bridge
-
-
-# the CPU features the figures depend on (fp32/bf16/int8 matrix instructions)
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
-
-
-def cpu_description():
-    """Model name, core count and the relevant instruction-set flags, so a results file says where it was measured."""
-    model, flags = None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model is None:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:  # not Linux
-        import platform
-        model = platform.processor() or platform.machine()
-    return {"model": model, "cores": os.cpu_count(), "flags": [flag for flag in CPU_FLAGS if flag in flags]}
-
-
-def matmul_gflops(dtype, size=2048, repeats=5):
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.mm(a, b)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        timings.append(time.perf_counter() - start)
-    return 2 * size**3 / min(timings) / 1e9
 
 
 def build(name):

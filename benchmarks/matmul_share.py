@@ -16,6 +16,7 @@ import argparse
 
 import bench
 import torch
+from fairseq_attn_gru.recipes.machine import cpu_description, matmul_gflops
 from torch.profiler import profile
 
 PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm")
@@ -47,7 +48,7 @@ def main():
     parser.add_argument("--top", type=int, default=8, help="matmul shapes listed per model")
     args = parser.parse_args()
     ratios = {name: float(value) for name, value in (item.split("=") for item in args.ratio.split(",") if item)}
-    print(f"CPU: {bench.cpu_description()['model']}; fp32 matmul peak {bench.matmul_gflops(torch.float32):.0f} GFLOP/s")
+    print(f"CPU: {cpu_description()['model']}; fp32 matmul peak {matmul_gflops(torch.float32):.0f} GFLOP/s")
     for name in args.models.split(","):
         events = profile_training(name)
         total_ms = sum(event.self_cpu_time_total for event in events) / 1e3

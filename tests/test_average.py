@@ -1,12 +1,11 @@
-"""scripts/multi30k/average.py: the averaged checkpoint holds the float64 mean of the epochs' parameters and
+"""`fairseq-attn-gru average`: the averaged checkpoint holds the float64 mean of the epochs' parameters and
 loads in fairseq-generate; asking for more epochs than were kept is a one-line error."""
 
 import pytest
 import torch
 
-from conftest import REPO, USER_DIR, run_cli, toy_task, train_toy
+from conftest import USER_DIR, run_cli, toy_task, train_toy
 
-AVERAGE = REPO / "scripts" / "multi30k" / "average.py"
 TOY = toy_task("reverse", vocab_size=10, max_len=5, train_size=64, valid_size=8, test_size=8)
 
 
@@ -19,7 +18,7 @@ def save_dir(tmp_path_factory):
 
 
 def run_average(*args):
-    return run_cli(AVERAGE, *args, check=False, timeout=300)
+    return run_cli("fairseq-attn-gru", "average", *args, check=False, timeout=300)
 
 
 def test_average_is_the_mean_of_the_last_epochs_and_generates(save_dir, tmp_path):

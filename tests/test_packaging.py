@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, REPO, USER_DIR, run_cli, toy_task
-from fairseq_attn_gru.recipes.scoring import fairseq_bleu, fairseq_score, parse_generate_output, trained_parameters
+from fairseq_attn_gru.recipes.scoring import fairseq_bleu, fairseq_score, trained_parameters
 
 CHECK = REPO / "scripts" / "check_prerequisites.sh"
 BASH = shutil.which("bash")
@@ -135,7 +135,7 @@ def test_pyproject_declares_what_pip_needs_and_leaves_torch_and_fairseq_to_make_
     assert fairseq_needs - {"torch", "torchaudio", "cython"} <= names
     extras = project["optional-dependencies"]
     assert "matplotlib" in extras["demo"] and "tensorboardX" in extras["tensorboard"]
-    assert {"sacremoses", "subword-nmt"} <= set(extras["multi30k"])
+    assert {"sacremoses", "subword-nmt", "sentencepiece"} <= set(extras["pipeline"]) == set(extras["multi30k"])
     assert project["requires-python"] == ">=3.11" and project["license"] == "MIT"
     assert project["scripts"]["fairseq-attn-gru"] == "fairseq_attn_gru.__main__:main"
 
@@ -148,7 +148,7 @@ def test_licence_is_mit_with_the_contributors_as_holder():
 
 def test_make_install_installs_every_extra_it_promises():
     requirements = metadata.requires("fairseq-attn-gru")
-    for extra in ("test", "demo", "multi30k", "tensorboard"):
+    for extra in ("test", "demo", "pipeline", "tensorboard"):
         for requirement in [r.split(";")[0].strip() for r in requirements if f'extra == "{extra}"' in r]:
             name = requirement.split(">")[0].split("=")[0].strip()
             assert metadata.version(name), name  # raises PackageNotFoundError when make install left it out
@@ -203,7 +203,7 @@ def script_modules():
 
 def test_every_script_module_also_runs_with_python_dash_m():
     modules = script_modules()
-    assert "fairseq_attn_gru.recipes.multi30k.evaluate" in modules and len(modules) >= 9
+    assert "fairseq_attn_gru.recipes.demo" in modules and len(modules) >= 4
     # runpy.run_module(run_name="__main__") is what `python -m` does; one process for all of them
     code = ("import contextlib, io, runpy, sys\n"
             f"for module in {modules!r}:\n"
@@ -219,26 +219,45 @@ def test_every_script_module_also_runs_with_python_dash_m():
     assert result.stdout.splitlines() == [f"{module} 0 True" for module in modules]
 
 
-def test_python_dash_m_gives_the_scripts_one_line_error(tmp_path):
-    result = run_cli(sys.executable, "-m", "fairseq_attn_gru.recipes.multi30k.evaluate", "--prep", str(tmp_path),
+def test_every_pipeline_step_has_help_under_its_own_name():
+    from fairseq_attn_gru.__main__ import STEPS
+
+    code = ("import contextlib, io, sys\nfrom fairseq_attn_gru.__main__ import main\n"
+            f"for step in {list(STEPS)!r}:\n"
+            "    out = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out):\n"
+            "        try:\n"
+            "            main([step, '--help'])\n"
+            "        except SystemExit as exit:\n"
+            "            status = exit.code\n"
+            "    print(step, status, out.getvalue().startswith(f'usage: fairseq-attn-gru {step} '))\n")
+    assert run_cli(sys.executable, "-c", code).stdout.splitlines() == [f"{step} 0 True" for step in STEPS]
+
+
+def test_python_dash_m_gives_the_pipelines_one_line_error(tmp_path):
+    result = run_cli(sys.executable, "-m", "fairseq_attn_gru", "evaluate", "--prep", str(tmp_path),
                      "--checkpoint", str(tmp_path / "missing.pt"), "--src", "a.de", "--ref", "a.en", check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: --checkpoint ") and "missing.pt" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --prep {str(tmp_path)!r} is not a finished `fairseq-attn-gru prepare` output (prep.json is missing)")
 
 
-MISSING_MODULE_CASES = [  # (the module blocked, the script's module, its arguments, the extra that brings it)
+PREPARE = ["prepare", "--source-lang", "de", "--target-lang", "en", "--data", "d", "--out", "o"]
+MISSING_MODULE_CASES = [  # (the module blocked, the module run, its arguments, the extra that brings it)
     ("matplotlib", "fairseq_attn_gru.recipes.demo", ["--quick"], "demo"),
-    ("sacremoses", "fairseq_attn_gru.recipes.multi30k.evaluate",
-     ["--prep", "p", "--checkpoint", "c.pt", "--src", "a.de", "--ref", "a.en"], "multi30k"),
-    ("subword_nmt", "fairseq_attn_gru.recipes.multi30k.prepare", ["--data", "d", "--out", "o"], "multi30k"),
-    ("matplotlib", "fairseq_attn_gru.recipes.multi30k.run", ["--data", "d", "--work", "w"], "demo"),
+    ("sacremoses", "fairseq_attn_gru", PREPARE, "pipeline"),
+    ("subword_nmt", "fairseq_attn_gru", PREPARE, "pipeline"),
+    ("sentencepiece", "fairseq_attn_gru", [*PREPARE, "--text-processing", "sentencepiece"], "pipeline"),
+    ("matplotlib", "fairseq_attn_gru", ["run", *PREPARE[1:-2], "--work", "w"], "demo"),
 ]
 
 
 @pytest.mark.parametrize("how", ["script", "python -m"])
-@pytest.mark.parametrize("blocked,module,args,extra", MISSING_MODULE_CASES, ids=[c[1] for c in MISSING_MODULE_CASES])
+@pytest.mark.parametrize("blocked,module,args,extra", MISSING_MODULE_CASES,
+                         ids=[f"{c[0]}-{c[2][0]}" for c in MISSING_MODULE_CASES])
 def test_missing_optional_module_is_one_line_saying_what_to_install(tmp_path, how, blocked, module, args, extra):
-    run = (f"from fairseq_attn_gru.recipes.cli import run_entry\nraise SystemExit(run_entry({module + ':main'!r}, "
+    entry = module + (".__main__:main" if module == "fairseq_attn_gru" else ":main")
+    run = (f"from fairseq_attn_gru.recipes.cli import run_entry\nraise SystemExit(run_entry({entry!r}, "
            f"{args!r}))" if how == "script" else  # scripts/*.py; runpy below is what `python -m` does
            f"import runpy\nsys.argv = [{module!r}, *{args!r}]\n"
            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
@@ -265,7 +284,7 @@ def test_scripts_do_not_print_debug_logging_that_importing_fairseq_turns_on(how)
 def test_importing_the_recipes_leaves_the_callers_logging_alone():
     # a caller that configured logging: fairseq's basicConfig(level=DEBUG) is then a no-op, and so must the plugin be
     code = ("import logging\nlogging.basicConfig(level=logging.WARNING)\n"
-            "from fairseq_attn_gru.recipes import demo, plotting\nfrom fairseq_attn_gru.recipes.multi30k import run\n"
+            "from fairseq_attn_gru.recipes import demo, plotting\nfrom fairseq_attn_gru.pipeline import run\n"
             "print(logging.getLogger().level, logging.getLogger('matplotlib').level)")
     assert run_cli(sys.executable, "-c", code).stdout.split() == ["30", "0"]  # before: matplotlib's set to 30
 
@@ -284,97 +303,3 @@ def test_fairseq_bleu_in_process_equals_fairseq_score(tmp_path):
     expected = float(printed.split("BLEU4 = ")[1].split(",")[0])
     assert fairseq_score(tmp_path / "hyp", tmp_path / "ref") == expected == fairseq_bleu(hypotheses, references)
     assert 10 < expected < 100
-
-
-GERMAN = {"ein": "a", "mann": "man", "frau": "woman", "hund": "dog", "katze": "cat", "sieht": "sees",
-          "hat": "has", "roten": "red", "blauen": "blue", "ball": "ball", "hut": "hat", "und": "and",
-          "auf": "on", "dem": "the", "tisch": "table", "kind": "child", "spielt": "plays", "mit": "with",
-          "rot-weißen": "red-white", "&": "&"}
-
-
-def corpus_line(rng, oov=False):
-    german = [rng.choice(list(GERMAN)) for _ in range(rng.randint(2, 7))]
-    english = [GERMAN[word] for word in german]
-    if oov:  # a word with a letter the training data never has: <unk> on both sides after BPE
-        german.insert(1, "Zebra")
-        english.insert(1, "zebra")
-    german[0], english[0] = german[0].capitalize(), english[0].capitalize()
-    if rng.random() < 0.3:  # typographic quotes: prepare.py's punctuation normalisation changes them
-        return f"„{' '.join(german)}“ .", f"\"{' '.join(english)}\" ."
-    return " ".join(german) + ".", " ".join(english) + "."
-
-
-@pytest.fixture(scope="module")
-def multi30k_like(tmp_path_factory):
-    """prepare.py's output for a small word-for-word corpus and a model trained on it for a few seconds."""
-    from fairseq_attn_gru.recipes.multi30k import prepare
-
-    root = tmp_path_factory.mktemp("m30k")
-    rng = random.Random(0)
-    for split, size in (("train", 1000), ("val", 24), ("test_2016_flickr", 8), ("test_2017_flickr", 8)):
-        pairs = [corpus_line(rng, oov=split != "train" and i % 5 == 0) for i in range(size)]
-        for lang, column in (("de", 0), ("en", 1)):
-            (root / "data" / f"{split}.{lang}").parent.mkdir(exist_ok=True)
-            (root / "data" / f"{split}.{lang}").write_text("".join(pair[column] + "\n" for pair in pairs))
-    prepare.main(["--data", str(root / "data"), "--out", str(root / "prep"), "--bpe-merges", "80"])
-    run_cli("fairseq-train", root / "prep" / "bin", "--user-dir", USER_DIR, "--task", "translation",
-            "--source-lang", "de", "--target-lang", "en", "--arch", "gru_attn_dot",
-            "--share-decoder-input-output-embed", "--dropout", 0, "--optimizer", "adam", "--lr", 0.005, "--clip-norm", 5, "--max-tokens", 2000,
-            "--max-update", 100, "--cpu", "--seed", 1, "--num-workers", 0, "--disable-validation",
-            "--save-interval", 1000, "--save-dir", root / "ck")  # about 6 s on 2 cores
-    return root
-
-
-def generate_like_before(root, split):
-    """What evaluate.py did before the hub interface: BPE text files -> fairseq-preprocess -> fairseq-generate
-    (beam 5, --batch-size 64, soft alignments, BPE kept) -> parse_generate_output."""
-    from fairseq_attn_gru.recipes.multi30k.text import apply_bpe, read_lines, tokenize, write_lines
-
-    prep, tmp = root / "prep", root / f"before_{split}"
-    tmp.mkdir()
-    for lang in ("de", "en"):
-        raw = read_lines(root / "data" / f"{split}.{lang}")
-        write_lines(tmp / f"text.{lang}", apply_bpe(tokenize(raw, lang), prep / "bpe.codes"))
-    run_cli("fairseq-preprocess", "--source-lang", "de", "--target-lang", "en", "--testpref", tmp / "text",
-            "--srcdict", prep / "bin" / "dict.de.txt", "--tgtdict", prep / "bin" / "dict.en.txt",
-            "--destdir", tmp / "bin", "--workers", 1)
-    output = run_cli("fairseq-generate", tmp / "bin", "--user-dir", USER_DIR, "--task", "translation",
-                     "--source-lang", "de", "--target-lang", "en", "--path", root / "ck" / "checkpoint_last.pt",
-                     "--gen-subset", "test", "--beam", 5, "--batch-size", 64, "--cpu", "--print-alignment", "soft")
-    return parse_generate_output(output.stdout)
-
-
-def unbpe(text):
-    return (text + " ").replace("@@ ", "").rstrip()
-
-
-@pytest.mark.slow
-def test_evaluate_through_the_hub_gives_fairseq_generates_translations_and_bleu(multi30k_like):
-    from fairseq_attn_gru.recipes.multi30k.evaluate import evaluate, translate
-    from fairseq_attn_gru.recipes.multi30k.text import detokenize, read_lines
-    from fairseq_attn_gru.recipes.scoring import sacrebleu_score
-
-    root, split = multi30k_like, "val"
-    before = generate_like_before(root, split)
-    sources, references = read_lines(root / "data" / f"{split}.de"), read_lines(root / "data" / f"{split}.en")
-    assert len(before) == len(sources) and any("<unk>" in t.source for t in before)  # the OOV lines
-
-    # BPE kept, soft alignments: what run.py's attention plot uses
-    hub_bpe = translate(root / "prep", root / "ck" / "checkpoint_last.pt", sources, references, root / "bpe",
-                        generate_flags=["--print-alignment", "soft"])
-    for old, new in zip(before, hub_bpe):
-        assert (new.id, new.source, new.reference, new.hypothesis) == (old.id, old.source, old.reference,
-                                                                       old.hypothesis)
-        assert new.soft_alignment == old.soft_alignment and old.soft_alignment
-    assert any("@@" in t.hypothesis for t in hub_bpe)  # BPE pieces, joined below
-
-    # the default (--remove-bpe) and evaluate()'s sacreBLEU of the detokenised hypotheses
-    hub_text = translate(root / "prep", root / "ck" / "checkpoint_last.pt", sources, references, root / "text")
-    assert [t.hypothesis for t in hub_text] == [unbpe(t.hypothesis) for t in before]
-    assert [t.source for t in hub_text] == [unbpe(t.source) for t in before]
-    result = evaluate(root / "prep", root / "ck" / "checkpoint_last.pt", root / "data" / f"{split}.de",
-                      root / "data" / f"{split}.en", out_prefix=root / "eval" / split)
-    expected = sacrebleu_score(detokenize([unbpe(t.hypothesis) for t in before], "en"), references)
-    assert result == {"sacrebleu": expected["score"], "signature": expected["signature"]}
-    assert result["sacrebleu"] > 20  # a model that learnt something: not a comparison of empty outputs
-    assert (root / "eval" / f"{split}.generate.log").read_text().startswith("S-0\t")

@@ -316,10 +316,16 @@ def test_demo_sigterm_stops_its_fairseq_train(tmp_path):
         1, "interrupted by SIGTERM: the running fairseq tool was stopped")
 
 
-# -- scripts/multi30k: damaged checkpoints and input files ------------------------------------------------------
+# -- the translation pipeline: damaged checkpoints and input files, processes ---------------------------------------
+
+PIPELINE = str(BIN / "fairseq-attn-gru")
+TINY = ["--encoder-embed-dim", "8", "--encoder-hidden-size", "8", "--encoder-layers", "1", "--decoder-embed-dim",
+        "8", "--decoder-hidden-size", "8", "--decoder-layers", "1", "--decoder-out-embed-dim", "8"]
+LANGS = ["--source-lang", "de", "--target-lang", "en"]
+
 
 def test_average_refuses_damaged_checkpoints_in_one_line(checkpoint, tmp_path):
-    from fairseq_attn_gru.recipes.multi30k import average
+    from fairseq_attn_gru.pipeline import average
 
     data = checkpoint.read_bytes()
     for epoch in (1, 2):
@@ -335,121 +341,114 @@ def test_average_refuses_damaged_checkpoints_in_one_line(checkpoint, tmp_path):
         average.main([str(tmp_path), "--last", "2", "--out", str(tmp_path / "missing" / "avg.pt")])
     assert not list(tmp_path.rglob("*.tmp"))
     (tmp_path / "checkpoint3.pt").write_bytes(os.urandom(3000))
-    result = run_cli(REPO / "scripts" / "multi30k" / "average.py", tmp_path, "--last", "3", check=False)
+    result = run_cli(PIPELINE, "average", tmp_path, "--last", "3", check=False)
     one_line_error(result, f"checkpoint '{tmp_path / 'checkpoint3.pt'}' is not a readable PyTorch checkpoint")
 
 
-def raw_multi30k(directory, damage=None):
-    from fairseq_attn_gru.recipes.multi30k import prepare
-
+def raw_multi30k(directory):
+    """Multi30k's file names, two German-English lines each."""
     directory.mkdir(parents=True, exist_ok=True)
-    for split in prepare.SPLITS:
+    for split in ("train", "val", "test_2016_flickr", "test_2017_flickr"):
         (directory / f"{split}.de").write_text("ein Hund\nzwei Katzen\n")
         (directory / f"{split}.en").write_text("a dog\ntwo cats\n")
-    if damage:
-        name, content = damage
-        (directory / name).write_bytes(content)
     return directory
 
 
-@pytest.mark.parametrize("damage, message", [
-    (("train.de", b"ein \xff Hund\nzwei Katzen\n"), "'{data}/train.de' is not UTF-8 text (line 1, byte 0xff)"),
-    (("val.en", b"a dog\n"), "val.de has 2 lines but val.en has 1"),
-    (("test_2017_flickr.de", b""), "'{data}/test_2017_flickr.de' is empty"),
-])
-def test_run_refuses_damaged_input_files_in_one_line(damage, message, tmp_path):
-    from fairseq_attn_gru.recipes.multi30k import run
+@pytest.fixture
+def prepared(tmp_path):
+    from fairseq_attn_gru.pipeline import prepare
 
-    data = raw_multi30k(tmp_path / "data", damage)
-    with pytest.raises(UserError, match=re.escape(message.format(data=data))):
-        run.main(["--data", str(data), "--work", str(tmp_path / "work")])
+    data = raw_multi30k(tmp_path / "data")
+    prepare.main([*LANGS, "--data", str(data), "--out", str(tmp_path / "work" / "prep"), "--bpe-merges", "10"])
+    return data, tmp_path / "work"
 
 
-def test_run_scores_every_test_pair_it_finds(tmp_path, monkeypatch, capsys):
-    """test_2018_flickr and test_2017_mscoco (Multi30k has them; users may too) are scored beside the two flickr sets,
-    each with its signature; a .de without its .en is named, not scored."""
-    from fairseq_attn_gru.recipes.multi30k import run
+def fake_training(run, monkeypatch, work):
+    """run's training and scoring replaced: what is left is its own logic (which sets, which checkpoint)."""
+    monkeypatch.setattr(run, "machine_description", lambda: {"model": "test", "cores": 1, "fp32_matmul_gflops": 1,
+                                                             "bf16_matmul_gflops": 1})
+    monkeypatch.setattr(run, "train", lambda *args, **kwargs: {"arch": "gru_seq2seq", "train_flags": [],
+                                                                "train_minutes": 0, "epochs": 1, "device": "cpu",
+                                                                "precision": "fp32"})
 
-    data, work = raw_multi30k(tmp_path / "data"), tmp_path / "work"
+
+def test_run_scores_every_test_pair_it_finds(prepared, monkeypatch, capsys):
+    """test_2018_flickr and test_2017_mscoco (Multi30k has them; users may too) are scored beside the two flickr sets;
+    a test set with one language only is named, not scored (Czech has no test_2017_flickr)."""
+    from fairseq_attn_gru.pipeline import run
+
+    data, work = prepared
     for name in ("test_2018_flickr", "test_2017_mscoco"):
         (data / f"{name}.de").write_text("ein Hund\n")
         (data / f"{name}.en").write_text("a dog\n")
     (data / "test_2019_extra.de").write_text("ein Hund\n")
-    assert run.test_sets(data) == ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"]
-    assert f"{data / 'test_2019_extra'}.de has no test_2019_extra.en beside it: not scored" in capsys.readouterr().out
-
-    monkeypatch.setattr(run, "check_prep", lambda prep: None)
-    monkeypatch.setattr(run, "train", lambda *args, **kwargs: {"arch": "gru_seq2seq", "train_flags": [],
-                                                                "train_minutes": 0})
-    monkeypatch.setattr(run, "choose_checkpoint", lambda *args: (work / "main" / "checkpoint_best.pt", {}))
+    fake_training(run, monkeypatch, work)
+    monkeypatch.setattr(run, "choose_checkpoint", lambda *args, **kwargs: (work / "main" / "checkpoint_best.pt", {}))
     scored = []
 
-    def fake_score(prep, checkpoint, data, split, limit, out_prefix=None):
-        scored.append(split)
-        return {"sacrebleu": float(len(scored)), "signature": f"sig-{split}"}
+    def fake_scores(prep, checkpoint, splits, out_dir, limit):
+        scored.extend(split.name for split in splits)
+        return {split.name: {"sacrebleu": float(i), "chrf": 0.0, "bleu_tok_lc": 0.0, "signature": f"sig-{split.name}"}
+                for i, split in enumerate(splits)}
 
-    monkeypatch.setattr(run, "score", fake_score)
-    results_path = tmp_path / "r.json"
-    run.main(["--data", str(data), "--work", str(work), "--skip-prepare", "--results", str(results_path),
-              "--precision", "fp32", "--models", "1"])
+    monkeypatch.setattr(run, "score_splits", fake_scores)
+    results_path = work / "r.json"
+    run.main([*LANGS, "--data", str(data), "--work", str(work), "--bpe-merges", "10", "--results", str(results_path),
+              "--attention-type", "none"])
+    assert scored == ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"]
+    assert f"note: {data / 'test_2019_extra'} has no .en file: not a de-en test set" in capsys.readouterr().out
     results = json.loads(results_path.read_text())
-    assert scored == run.test_sets(data)
-    for split in scored:
-        assert results[split] == {"sacrebleu": float(scored.index(split) + 1), "signature": f"sig-{split}"}
-    assert "test_2019_extra" not in results
+    assert list(results["tests"]) == scored and results["tests"]["test_2018_flickr"]["sacrebleu"] == 3.0
 
 
 def test_run_refuses_a_damaged_extra_test_pair_before_training(tmp_path, monkeypatch):
-    from fairseq_attn_gru.recipes.multi30k import run
+    from fairseq_attn_gru.pipeline import run
 
     data = raw_multi30k(tmp_path / "data")
     (data / "test_2018_flickr.de").write_text("ein Hund\nzwei Katzen\n")
     (data / "test_2018_flickr.en").write_text("a dog\n")
-    for trainer in ("train", "train_side_by_side"):
-        monkeypatch.setattr(run, trainer, lambda *args, **kwargs: pytest.fail("trained before checking the test sets"))
-    with pytest.raises(UserError, match="test_2018_flickr.de has 2 lines but test_2018_flickr.en has 1"):
-        run.main(["--data", str(data), "--work", str(tmp_path / "work"), "--skip-prepare"])
+    for trainer in ("train", "train_side_by_side", "prepare"):
+        monkeypatch.setattr(run, trainer, lambda *args, **kwargs: pytest.fail("went on before checking the test sets"))
+    with pytest.raises(UserError, match="test_2018_flickr.de' has 2 lines but .*test_2018_flickr.en' has 1"):
+        run.main([*LANGS, "--data", str(data), "--work", str(tmp_path / "work")])
+    assert not (tmp_path / "work").exists()
 
 
-def test_run_names_a_damaged_checkpoint_in_one_line(checkpoint, tmp_path, monkeypatch):
+def test_run_names_a_damaged_checkpoint_in_one_line(checkpoint, prepared, monkeypatch):
     """After training (replaced here): a damaged epoch checkpoint to average, or a damaged checkpoint_best.pt."""
-    from fairseq_attn_gru.recipes.multi30k import run
+    from fairseq_attn_gru.pipeline import run
 
-    data, work = raw_multi30k(tmp_path / "data"), tmp_path / "work"
-    (work / "prep" / "bin").mkdir(parents=True)
-    (work / "prep" / "bpe.codes").write_text("#version: 0.2\n")
-    for lang in ("de", "en"):
-        (work / "prep" / "bin" / f"dict.{lang}.txt").write_text("ein 1\n")
+    data, work = prepared
     main_dir = work / "main"
     main_dir.mkdir()
-    monkeypatch.setattr(run, "train", lambda *args, **kwargs: {"arch": "gru_attn_dot", "train_flags": [],
-                                                                "train_minutes": 0})
+    fake_training(run, monkeypatch, work)
     good = checkpoint.read_bytes()
     (main_dir / "checkpoint_best.pt").write_bytes(good)
     (main_dir / "checkpoint1.pt").write_bytes(good)
     (main_dir / "checkpoint2.pt").write_bytes(os.urandom(3000))
-    args = ["--data", str(data), "--work", str(work), "--skip-prepare", "--results", str(tmp_path / "r.json"),
-            "--precision", "fp32", "--models", "1"]
+    args = [*LANGS, "--data", str(data), "--work", str(work), "--bpe-merges", "10", "--results", str(work / "r.json")]
     with pytest.raises(UserError, match=re.escape(f"checkpoint '{main_dir / 'checkpoint2.pt'}' is not a readable")):
         run.main([*args, "--average-last", "2"])
     (main_dir / "checkpoint_best.pt").write_bytes(good[: len(good) // 2])
     with pytest.raises(UserError, match="checkpoint_best.pt' is not a readable PyTorch checkpoint"):
         run.main([*args, "--average-last", "0"])
+    assert not (work / "r.json").exists()
 
 
-def test_multi30k_train_save_dir_that_is_a_file(tmp_path):
-    from fairseq_attn_gru.recipes.multi30k import train
+def test_train_save_dir_that_is_a_file(prepared):
+    from fairseq_attn_gru.pipeline import train
 
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "dict.de.txt").write_text("ein 1\n")
-    (tmp_path / "file").write_text("")
-    with pytest.raises(UserError, match=re.escape(f"SAVE_DIR '{tmp_path / 'file' / 'run'}' cannot be created")):
-        train.train(tmp_path / "bin", tmp_path / "file" / "run", precision="fp32")
+    _, work = prepared
+    (work / "file").write_text("")
+    with pytest.raises(UserError, match=re.escape(f"SAVE_DIR '{work / 'file' / 'run'}' cannot be created")):
+        train.train(work / "prep", work / "file" / "run", precision="fp32")
+    with pytest.raises(UserError, match=re.escape(f"SAVE_DIR '{work / 'file'}' cannot be created (it is a file)")):
+        train.train(work / "prep", work / "file", precision="fp32")
 
 
 def test_run_ensemble_members_get_their_own_seed_and_the_users_flags_win():
-    from fairseq_attn_gru.recipes.multi30k import run
-    from fairseq_attn_gru.recipes.multi30k.train import last_value
+    from fairseq_attn_gru.pipeline import run
+    from fairseq_attn_gru.pipeline.train import last_value
 
     assert run.member_flags(["--dropout", "0.3"], 1) == [["--dropout", "0.3"]]
     members = run.member_flags(["--seed", "5", "--dropout", "0.3"], 3)
@@ -467,57 +466,49 @@ def test_run_ensemble_members_get_their_own_seed_and_the_users_flags_win():
     (["--seed", "x"], "--seed=x is not allowed: an integer (an ensemble's models take SEED, SEED+1, ...)"),
 ])
 def test_run_refuses_bad_ensemble_values_in_one_line(flags, message, tmp_path):
-    result = run_cli(REPO / "scripts" / "multi30k" / "run.py", "--data", tmp_path, "--work", tmp_path / "work", *flags,
-                     check=False)
+    result = run_cli(PIPELINE, "run", *LANGS, "--data", tmp_path, "--work", tmp_path / "work", *flags, check=False)
     one_line_error(result, message)
 
 
 def test_train_side_by_side_shares_the_cores_and_lets_the_others_finish_when_one_fails(tmp_path, monkeypatch):
-    from fairseq_attn_gru.recipes.multi30k import train
+    from fairseq_attn_gru.pipeline import train
 
     finished = []
 
-    def fake_train(data_bin, save_dir, flags, minutes, precision, threads, echo_prefix):
+    def fake_train(prep, save_dir, flags, minutes, precision, threads, echo_prefix, device):
         if save_dir.name == "model1":
             raise UserError("model1 failed")
         time.sleep(0.2)  # still running when model1 fails
-        finished.append((save_dir.name, flags, minutes, precision, threads, echo_prefix))
+        finished.append((save_dir.name, flags, minutes, precision, threads, echo_prefix, device))
         return {"save_dir": save_dir.name}
 
     monkeypatch.setattr(train, "train", fake_train)
     monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
     dirs = [tmp_path / "model1", tmp_path / "model2"]
     with pytest.raises(UserError, match="model1 failed"):
-        train.train_side_by_side(tmp_path, dirs, [["--seed", "1"], ["--seed", "2"]], 3.0, "fp32")
-    assert finished == [("model2", ["--seed", "2"], 3.0, "fp32", 2, "model2")]  # 5 cores // 2 models
+        train.train_side_by_side(tmp_path, dirs, [["--seed", "1"], ["--seed", "2"]], 3.0, "fp32", "cpu")
+    assert finished == [("model2", ["--seed", "2"], 3.0, "fp32", 2, "model2", "cpu")]  # 5 cores // 2 models
     monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: {0})
     results = train.train_side_by_side(tmp_path, dirs[1:] * 2, [["--a"], ["--b"]], None, "bf16")
     assert results == [{"save_dir": "model2"}] * 2 and finished[-1][4] == 1  # never fewer than one thread
 
 
-def test_multi30k_train_sigterm_stops_its_fairseq_train(tmp_path):
-    """SIGTERM (or Ctrl-C's SIGINT) to train.py: fairseq-train stops too, and the script ends with one line, status
-    143, no traceback (before: a KeyboardInterrupt traceback from the line loop reading fairseq-train's output)."""
-    from fairseq_attn_gru.recipes.multi30k import prepare
-
-    prepare.main(["--data", str(raw_multi30k(tmp_path / "data")), "--out", str(tmp_path / "prep"), "--bpe-merges",
-                  "10"])
-    tiny = ["--encoder-embed-dim", "8", "--encoder-hidden-size", "8", "--encoder-layers", "1", "--decoder-embed-dim",
-            "8", "--decoder-hidden-size", "8", "--decoder-layers", "1", "--decoder-out-embed-dim", "8"]
+def test_train_sigterm_stops_its_fairseq_train(prepared):
+    """SIGTERM (or Ctrl-C's SIGINT) to `fairseq-attn-gru train`: fairseq-train stops too, and the step ends with one
+    line, status 143, no traceback."""
+    _, work = prepared
     assert_sigterm_stops_children(
-        [sys.executable, str(REPO / "scripts" / "multi30k" / "train.py"), str(tmp_path / "prep" / "bin"),
-         str(tmp_path / "save"), "--precision", "fp32", "--max-epoch", "100000", *tiny],
-        1, f"interrupted by SIGTERM: fairseq-train was stopped; its checkpoints stay in {tmp_path / 'save'}",
+        [PIPELINE, "train", "--prep", str(work / "prep"), "--save-dir", str(work / "save"), "--precision", "fp32",
+         "--max-epoch", "100000", *TINY],
+        1, f"interrupted by SIGTERM: fairseq-train was stopped; its checkpoints stay in {work / 'save'}",
         env={"OMP_NUM_THREADS": "1"})
 
 
-def test_multi30k_run_sigterm_stops_every_fairseq_train_side_by_side(tmp_path):
-    """SIGTERM to run.py while two models train side by side: both fairseq-train processes stop (none is left training
-    on its own), and the script ends with one line, status 143."""
+def test_run_sigterm_stops_every_fairseq_train_side_by_side(tmp_path):
+    """SIGTERM to `fairseq-attn-gru run` while two models train side by side: both fairseq-train processes stop (none
+    is left training on its own), and the pipeline ends with one line, status 143."""
     data = raw_multi30k(tmp_path / "data")
-    tiny = ["--encoder-embed-dim", "8", "--encoder-hidden-size", "8", "--encoder-layers", "1", "--decoder-embed-dim",
-            "8", "--decoder-hidden-size", "8", "--decoder-layers", "1", "--decoder-out-embed-dim", "8"]
     assert_sigterm_stops_children(
-        [sys.executable, str(REPO / "scripts" / "multi30k" / "run.py"), "--data", str(data), "--work",
-         str(tmp_path / "work"), "--models", "2", "--precision", "fp32", "--max-epoch", "100000", *tiny],
+        [PIPELINE, "run", *LANGS, "--data", str(data), "--work", str(tmp_path / "work"), "--bpe-merges", "10",
+         "--models", "2", "--precision", "fp32", "--max-epoch", "100000", *TINY],
         2, "interrupted by SIGTERM: the running fairseq tools were stopped", env={"OMP_NUM_THREADS": "1"})

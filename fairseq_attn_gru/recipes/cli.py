@@ -46,27 +46,31 @@ def quiet_fairseq_debug_logging() -> None:
 
 
 def run_main(main: Callable, argv: Optional[List[str]] = None) -> int:
-    """A script's exit status: 0, or 2 after one ``error:`` line for a UserError (other errors keep their traceback)."""
+    """A script's exit status: 0 (or the status ``main`` returns), or 2 after one ``error:`` line for a UserError
+    (other errors keep their traceback)."""
     quiet_fairseq_debug_logging()
     try:
-        main(argv)
+        status = main(argv)
     except UserError as error:
         sys.stdout.flush()
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0  # a main that dispatches returns its step's status
 
 
 def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Optional[str] = None,
-             echo_all: bool = False, env: Optional[Dict[str, str]] = None) -> str:
-    """Run a fairseq console script and return its output, all of which also goes to ``log_path``.
+             echo_all: bool = False, env: Optional[Dict[str, str]] = None, append: bool = False) -> str:
+    """Run a fairseq console script and return its output, all of which also goes to ``log_path`` (after what the
+    file already holds with ``append``: a resumed training's log keeps the earlier part, and the returned text is
+    the whole file).
 
     Progress: ``echo_all`` echoes every line, ``echo_prefix`` only the epoch summaries (tagged with it).
     ``env`` adds to (or overrides) this process's environment. On failure it raises UserError with fairseq's own
     ``error:`` line when there is one.
     """
     command = [str(FAIRSEQ_BIN / tool), *map(str, flags)]
-    with open(log_path, "w", encoding="utf-8", buffering=1) as log:  # line-buffered: `tail -f` follows the run
+    earlier = Path(log_path).stat().st_size if append and Path(log_path).is_file() else 0
+    with open(log_path, "a" if append else "w", encoding="utf-8", buffering=1) as log:  # line-buffered: `tail -f` follows the run
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env={**os.environ, **env} if env else None)
         for line in process.stdout:
@@ -77,15 +81,16 @@ def run_tool(tool: str, flags: List[object], log_path: Path, echo_prefix: Option
                 print(f"  [{echo_prefix}] {line.split('| INFO | ')[-1].strip()}", flush=True)
     output = Path(log_path).read_text(encoding="utf-8")
     if process.wait() != 0:
-        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        errors = [line for line in output.encode("utf-8")[earlier:].decode("utf-8", "replace").splitlines()
+                  if line.startswith("error:")]  # this run's
         reason = errors[-1][len("error:"):].strip() if errors else f"exit status {process.returncode}"
         fail(f"{tool} failed: {reason} (full log: {log_path})")
     return output
 
 
 #: optional modules the recipes import -> the extra of this package that installs them (pyproject.toml)
-OPTIONAL_MODULES = {"matplotlib": "demo", "sacremoses": "multi30k", "subword_nmt": "multi30k",
-                    "tensorboardX": "tensorboard"}
+OPTIONAL_MODULES = {"matplotlib": "demo", "sacremoses": "pipeline", "subword_nmt": "pipeline",
+                    "sentencepiece": "pipeline", "tensorboardX": "tensorboard"}
 
 
 def missing_module_message(module: str) -> str:

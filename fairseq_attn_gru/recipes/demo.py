@@ -16,10 +16,10 @@ running, then the demo (exit status 130/143).
 """
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from . import run_record
 from .cli import USER_DIR, children_stopped_on_signals, fail, run_tool
 from .plotting import plot_attention, pyplot
 from .scoring import parse_generate_output, sacrebleu_score, score_translations, trained_parameters
@@ -86,29 +86,11 @@ def training_options(attention_type, args) -> dict:
 
 def earlier_run(save_dir: Path, options: dict):
     """The record of an earlier training into save_dir (None if there was none); refuses other options."""
-    record_path = save_dir / RUN_RECORD
-    if not record_path.is_file():
-        if any(save_dir.glob("checkpoint*.pt")):
-            fail(f"{str(save_dir)!r} holds checkpoints without {RUN_RECORD} (options unknown): use another "
-                 f"--out-dir, or delete {str(save_dir)!r} to train again")
-        return None
-    try:
-        record = json.loads(record_path.read_text())
-        recorded = record["options"]
-    except (ValueError, KeyError, TypeError):
-        fail(f"{str(record_path)!r} is damaged: use another --out-dir, or delete {str(save_dir)!r} to train again")
-    if recorded != options:
-        changed = "; ".join(f"{name}: {recorded.get(name)!r} there, {options.get(name)!r} now"
-                            for name in sorted(set(recorded) | set(options)) if recorded.get(name) != options.get(name))
-        fail(f"--out-dir: {str(save_dir)!r} holds a model trained with other options ({changed}): use another "
-             f"--out-dir, or delete {str(save_dir)!r} to train it again")
-    return record
+    return run_record.earlier_run(save_dir, RUN_RECORD, options, "--out-dir")
 
 
 def write_record(save_dir: Path, record: dict) -> None:
-    temporary = save_dir / (RUN_RECORD + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, save_dir / RUN_RECORD)
+    run_record.write_record(save_dir, RUN_RECORD, record)
 
 
 def toy_flags(args):

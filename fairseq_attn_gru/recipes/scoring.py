@@ -49,6 +49,38 @@ def sacrebleu_score(hypotheses: List[str], references: List[str], tokenize: str 
     return {"score": round(result.score, 2), "signature": str(metric.get_signature())}
 
 
+def chrf_score(hypotheses: List[str], references: List[str]) -> Dict[str, object]:
+    """Corpus chrF (sacreBLEU's defaults: character 6-grams, beta 2) of detokenized text: {"score", "signature"}."""
+    metric = sacrebleu.metrics.CHRF()
+    result = metric.corpus_score(hypotheses, [references])
+    return {"score": round(result.score, 2), "signature": str(metric.get_signature())}
+
+
+#: how bleu_tok_lc is computed: the "tok-lc" convention of the WMT multimodal Findings and most Multi30k papers
+#: (multi30k/dataset's lc.norm.tok files: Moses lowercase.perl | normalize-punctuation.perl | tokenizer.perl -a)
+TOK_LC_CONVENTION = ("lowercased, Moses punctuation-normalised and tokenised (-a, sacremoses), "
+                     "sacreBLEU tokenize=none")
+
+
+def tokenized_lowercase(lines: List[str], lang: str) -> List[str]:
+    """Lines as the Multi30k literature scores them: lowercase, Moses punctuation normalisation, Moses tokenisation
+    with aggressive hyphen splitting (``tokenizer.perl -a``)."""
+    from .cli import require_module
+
+    sacremoses = require_module("sacremoses")
+    normalizer, tokenizer = sacremoses.MosesPunctNormalizer(lang), sacremoses.MosesTokenizer(lang)
+    return [tokenizer.tokenize(normalizer.normalize(line.lower()), aggressive_dash_splits=True, escape=False,
+                               return_str=True) for line in lines]
+
+
+def tok_lc_bleu(hypotheses: List[str], references: List[str], lang: str) -> Dict[str, object]:
+    """BLEU in the tok-lc convention (TOK_LC_CONVENTION) of detokenized text: {"score", "signature"}. Only
+    comparable with papers for languages sacremoses has rules for (the caller checks)."""
+    metric = sacrebleu.metrics.BLEU(tokenize="none", force=True)  # force: the input is tokenized on purpose
+    result = metric.corpus_score(tokenized_lowercase(hypotheses, lang), [tokenized_lowercase(references, lang)])
+    return {"score": round(result.score, 2), "signature": f"{metric.get_signature()} | {TOK_LC_CONVENTION}"}
+
+
 def fairseq_bleu(hypotheses: List[str], references: List[str], order: int = 4) -> float:
     """fairseq's tokenized corpus BLEU, as ``fairseq-score --sys H --ref R`` computes and prints it (2 decimals).
 

@@ -1,11 +1,11 @@
 """Average the parameters of a run's last N epoch checkpoints into one checkpoint.
 
-    python scripts/multi30k/average.py SAVE_DIR [--last 5] [--out SAVE_DIR/checkpoint_avg5.pt]
+    fairseq-attn-gru average SAVE_DIR [--last 5] [--out SAVE_DIR/checkpoint_avg5.pt]
 
 The same arithmetic as fairseq's scripts/average_checkpoints.py, which is not part of fairseq's pip package.
 SAVE_DIR needs fairseq's epoch checkpoints (checkpoint<EPOCH>.pt: train with --keep-last-epochs N rather than
 --no-epoch-checkpoints). The output keeps the newest checkpoint's config and training state, with the mean of
-every parameter in place of its own, so fairseq-generate and evaluate.py load it like any checkpoint.
+every parameter in place of its own, so fairseq-generate and `fairseq-attn-gru evaluate` load it like any checkpoint.
 """
 import argparse
 import contextlib
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import List
 
 import torch
-from ..cli import fail
+from ..recipes.cli import fail
 
-from ... import fairseq_fixes  # noqa: F401  (the safe globals torch.load needs for fairseq checkpoints)
+from .. import fairseq_fixes  # noqa: F401  (the safe globals torch.load needs for fairseq checkpoints)
 
 EPOCH_CHECKPOINT = re.compile(r"checkpoint(\d+)\.pt")
 
@@ -84,7 +84,7 @@ def write_checkpoint(state: dict, out_path: Path) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="fairseq-attn-gru average", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("save_dir", help="fairseq-train's --save-dir with epoch checkpoints")
     parser.add_argument("--last", type=int, default=5, help="how many of the newest epochs to average (default: 5)")
     parser.add_argument("--out", default=None, help="output checkpoint (default: SAVE_DIR/checkpoint_avgN.pt)")
@@ -98,8 +98,3 @@ def main(argv=None):
     out = average_checkpoints(paths, args.out or Path(args.save_dir) / f"checkpoint_avg{args.last}.pt")
     print(f"averaged {', '.join(path.name for path in paths)} into {out}")
 
-
-if __name__ == "__main__":  # python -m fairseq_attn_gru.recipes.multi30k.average ...
-    from ..cli import run_main
-
-    raise SystemExit(run_main(main))
