@@ -4,8 +4,8 @@
 The help strings live once, in the dataclass fields that fairseq turns into command-line flags
 (``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task, ``InverseSqrtPlateauConfig`` for the
 learning-rate schedule); the named architectures' defaults live in ``NAMED_ARCHITECTURES``. Each generated table
-lives in one file (``HOMES``: the model's in README.md, the toy task's in docs/toy_task.md, the schedule's in
-docs/model.md) between two marker comments, ``<!-- flags:NAME:start -->`` and
+lives in one file (``HOMES``: the architectures in README.md, the model's flags and the schedule's in
+docs/model.md, the toy task's in docs/toy_task.md) between two marker comments, ``<!-- flags:NAME:start -->`` and
 ``<!-- flags:NAME:end -->``.
 
     python scripts/flags_table.py            # print the tables
@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 #: which file (relative to the checkout) holds each table
-HOMES = {"architectures": "README.md", "gru_attn": "README.md", "toy_translation": "docs/toy_task.md",
+HOMES = {"architectures": "README.md", "gru_attn": "docs/model.md", "toy_translation": "docs/toy_task.md",
          "inverse_sqrt_plateau": "docs/model.md"}
 CHECK_HINT = "run `python scripts/flags_table.py --write`"
 

@@ -109,8 +109,7 @@ class GRUAttnConfig(FairseqDataclass):
     )
     int8: bool = field(
         default=False,
-        metadata={"help": "CPU inference only: int8 GRUs and Linears, set at load time "
-                  "([docs/inference.md](docs/inference.md))"},
+        metadata={"help": "CPU inference only: int8 GRUs and Linears, set at load time (docs/inference.md)"},
     )
     max_source_positions: int = field(default=1024, metadata={"help": "longest source the model accepts"})
     max_target_positions: int = field(default=1024, metadata={"help": "longest target the model produces"})
