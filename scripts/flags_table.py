@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Build the docs' flag and architecture tables from the configs, so the docs cannot drift from the code.
+"""Build the docs' generated tables, so the docs cannot drift from the code or from the measurements: the flag and
+architecture tables from the configs, the results tables from results/*.json (results_tables.py).
 
 The help strings live once, in the dataclass fields that fairseq turns into command-line flags
 (``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task, ``InverseSqrtPlateauConfig`` for the
 learning-rate schedule); the named architectures' defaults live in ``NAMED_ARCHITECTURES``. Each generated table
 lives in one file (``HOMES``: the architectures in README.md, the model's flags and the schedule's in
-docs/model.md, the toy task's in docs/toy_task.md) between two marker comments, ``<!-- flags:NAME:start -->`` and
-``<!-- flags:NAME:end -->``.
+docs/model.md, the toy task's in docs/toy_task.md, the results where RESULT_TABLES says) between two marker comments,
+``<!-- flags:NAME:start -->`` and ``<!-- flags:NAME:end -->`` (``results:NAME`` for a results table).
 
     python scripts/flags_table.py            # print the tables
     python scripts/flags_table.py --write    # rewrite them in place
@@ -21,17 +22,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 #: which file (relative to the checkout) holds each table
+#: the tables of measured figures (built by results_tables.py from results/*.json) and their files
+RESULT_TABLES = {"multi30k-headline": "README.md", "multi30k": "docs/multi30k.md", "text-processing": "docs/pipeline.md"}
 HOMES = {"architectures": "README.md", "gru_attn": "docs/model.md", "toy_translation": "docs/toy_task.md",
-         "inverse_sqrt_plateau": "docs/model.md"}
+         "inverse_sqrt_plateau": "docs/model.md", **RESULT_TABLES}
 CHECK_HINT = "run `python scripts/flags_table.py --write`"
 
 
+def marker_kind(name: str) -> str:
+    """``results`` for a table of measured figures (RESULT_TABLES), ``flags`` for one built from the configs."""
+    return "results" if name in RESULT_TABLES else "flags"
+
+
 def start_marker(name: str) -> str:
-    return f"<!-- flags:{name}:start -->"
+    return f"<!-- {marker_kind(name)}:{name}:start -->"
 
 
 def end_marker(name: str) -> str:
-    return f"<!-- flags:{name}:end -->"
+    return f"<!-- {marker_kind(name)}:{name}:end -->"
 
 
 # -- reading the configs -------------------------------------------------------------------------------------
@@ -133,15 +141,28 @@ def architectures_table(defaults: dict, named: dict) -> str:
     return markdown_table(("arch", "attention", "decoder order", "sizes"), rows)
 
 
-def generated_tables() -> dict:
-    """Every generated table, by marker name (HOMES says which file holds it)."""
+def generated_tables(root: Path = REPO) -> dict:
+    """Every generated table, by marker name (HOMES says which file holds it); the result tables from the results
+    files under ``root``."""
     model_config, toy_config, schedule_config = import_configs()
+    results = load_script("results_tables")
     return {
         "architectures": architectures_table(model_config.CONFIG_DEFAULTS, model_config.NAMED_ARCHITECTURES),
         "gru_attn": flags_table(model_config.GRUAttnConfig),
         "toy_translation": flags_table(toy_config),
         "inverse_sqrt_plateau": flags_table(schedule_config),
+        **{name: builder(root / "results") for name, builder in results.TABLES.items()},
     }
+
+
+def load_script(name: str):
+    """A sibling script of this one as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # -- README.md in place ---------------------------------------------------------------------------------------
