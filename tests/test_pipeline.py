@@ -299,8 +299,9 @@ def multi30k_run(tmp_path_factory):
     if not MULTI30K.is_dir():
         pytest.skip(f"needs the raw Multi30k files in {MULTI30K}")
     work = tmp_path_factory.mktemp("en_fr")
-    args = ["run", "--source-lang", "en", "--target-lang", "fr", "--data", MULTI30K, "--work", work, "--limit", 20,
-            "--bpe-merges", 500, "--minutes", 1, "--max-epoch", 2, "--precision", "fp32", "--models", 2, *TINY_MODEL]
+    args = ["run", "--source-lang", "en", "--target-lang", "fr", "--data", MULTI30K, "--work", work, "--limit", 200,
+            "--bpe-merges", 500, "--minutes", 2, "--max-epoch", 8, "--precision", "fp32", "--models", 2, *TINY_MODEL,
+            "--lr", "0.005", "--warmup-updates", "20"]  # 8 epochs: it learns to end its sentences (faster beam search)
     return work, args, tool(*args)
 
 
@@ -314,10 +315,10 @@ def test_multi30k_slice_of_a_new_pair_end_to_end(multi30k_run):
     for scores in results["tests"].values():
         assert {"sacrebleu", "signature", "chrf", "chrf_signature", "bleu_tok_lc", "bleu_tok_lc_signature"} <= set(scores)
         assert "tok:13a" in scores["signature"] and isinstance(scores["bleu_tok_lc"], float)
-    assert len((work / "main" / "test_2017_flickr.hyp.fr").read_text().splitlines()) == 20
+    assert len((work / "main" / "test_2017_flickr.hyp.fr").read_text().splitlines()) == 200
     for seed, member in enumerate(results["members"], start=1):
-        assert member["train_flags"][-2:] == ["--seed", str(seed)] and member["epochs"] == 2
-        assert set(member["checkpoint"]["val_sacrebleu"]) == {"checkpoint_best.pt", "checkpoint_avg2.pt"}
+        assert member["train_flags"][-2:] == ["--seed", str(seed)] and member["epochs"] == 8
+        assert set(member["checkpoint"]["val_sacrebleu"]) == {"checkpoint_best.pt", "checkpoint_avg5.pt"}
     assert (work / "results_attention.png").stat().st_size > 0
 
 
@@ -337,7 +338,7 @@ def test_the_ensemble_translates_as_fairseq_generate_with_both_checkpoints(multi
     work, _, _ = multi30k_run
     chosen = [work / "main" / path for path in json.loads((work / "results.json").read_text())["checkpoint"]["chosen"]]
     ours = {t.id: t for t in parse_generate_output((work / "main" / "test_2016_flickr.generate.log").read_text())}
-    encoded = binarized_test(work / "prep", MULTI30K / "test_2016_flickr", ("en", "fr"), tmp_path, limit=20)
+    encoded = binarized_test(work / "prep", MULTI30K / "test_2016_flickr", ("en", "fr"), tmp_path, limit=200)
 
     def generate(paths):
         output = run_cli("fairseq-generate", encoded, "--user-dir", USER_DIR, "--path", os.pathsep.join(map(str, paths)),

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import torch
 from omegaconf import open_dict
 
 from ..models import GRUAttnModel
@@ -66,7 +67,8 @@ def _quiet_fairseq():
 
 
 class Translator:
-    """A trained model (or ensemble) with its prepared directory's text processing: raw lines in, raw lines out.
+    """A trained model (or ensemble) with its prepared directory's text processing: raw lines in, raw lines out, on
+    the GPU when torch sees one (int8: always the CPU).
 
         translator = Translator("work/prep", "work/main/checkpoint_best.pt")
         translator.translate(["Ein Hund rennt."])   # ["A dog is running."]
@@ -92,6 +94,8 @@ class Translator:
                 target_lang=self.target_lang, **PRECISION_OVERRIDES[precision])
         with open_dict(self.hub.cfg):  # batches by sentence count, like fairseq-generate --batch-size
             self.hub.cfg.dataset.batch_size, self.hub.cfg.dataset.max_tokens = batch_size, None
+        if precision != "int8" and torch.cuda.is_available():  # int8 is a CPU feature
+            self.hub.cuda()
         self.max_source_tokens = min(model.max_positions()[0] for model in self.hub.models)
 
     def encode(self, lines: Sequence[str]):
