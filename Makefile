@@ -112,3 +112,17 @@ multi30k: $(STAMP)
 	@test -n "$(DATA)" || { echo "error: DATA is not set: make multi30k DATA=/path/to/multi30k [SRC=de TGT=en]" >&2; exit 2; }
 	$(VENV)/bin/fairseq-attn-gru run --source-lang $(SRC) --target-lang $(TGT) --data $(DATA) \
 		--work multi30k_work/$(SRC)-$(TGT) --results results/multi30k_$(SRC)-$(TGT).json $(MULTI30K_FLAGS)
+
+# Side by side with Joey NMT and OpenNMT-py (benchmarks/peers/compare.py, docs/peers.md): DATA=/path/to/multi30k
+# holds Multi30k's raw files. Installs each peer, pinned, into its own venv beside ours (.venv-joeynmt/,
+# .venv-opennmt_py/: kept between runs; the first install downloads a few GB), then trains and translates with each
+# toolkit's own tools on the same prepared data; writes results/peers.json and results/peers.png (about 2 hours on
+# 2 cores with the default 20-minute budget; PEERS_MINUTES sets it). SMOKE=1: 300 lines a split, seconds of training,
+# the whole path in minutes, into peers_work_smoke/ (results/ untouched). PEERS_FLAGS: any other compare.py flag.
+.PHONY: peers
+PEERS_MINUTES ?= 20
+PEERS_FLAGS ?=
+
+peers: $(STAMP)
+	@test -n "$(DATA)" || { echo "error: DATA is not set: make peers DATA=/path/to/multi30k [SMOKE=1] [PEERS_MINUTES=20]" >&2; exit 2; }
+	$(PY) benchmarks/peers/compare.py --data "$(DATA)" $(if $(SMOKE),--smoke,--minutes $(PEERS_MINUTES)) $(PEERS_FLAGS)

@@ -1,0 +1,122 @@
+"""The one way every toolkit is measured, imported by the three runners inside their own venvs (standard library
+only, so it runs under any of them).
+
+Training: each runner wraps its toolkit's own train-step function and reports every batch here with the batch's
+target tokens (non-padding tokens the model predicts: the words and </s>, no <s>; counted from the batch tensors).
+``tok_s`` is the tokens of the steps after the first ``WARMUP_STEPS`` divided by the wall time from the end of step
+``WARMUP_STEPS`` to the end of the last step: data loading, the optimizer and anything else the toolkit does between
+steps count, start-up does not. The budget clock starts when the first step starts; the time spent saving the
+harness's curve checkpoints is paused out of it (the toolkit's own validation and checkpoints count).
+
+Every event is one JSON line in the measure file (``PEERS_MEASURE {...}`` is also printed into the toolkit's log).
+"""
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+WARMUP_STEPS = 3
+PREFIX = "PEERS_MEASURE "
+
+
+class BudgetReached(Exception):
+    """Raised from inside a train step when the budget is spent: the runner ends training there."""
+
+
+def set_threads(threads: int) -> None:
+    """The intra-op thread count for torch in this process (the harness also sets OMP_NUM_THREADS/MKL_NUM_THREADS
+    before the process starts, so OpenMP sizes its pool the same way)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+
+
+class TrainMeasure:
+    def __init__(self, path: str, budget_seconds: float, curve_seconds: float = 0.0, tag: str = ""):
+        self.path, self.budget, self.curve_every, self.tag = path, budget_seconds, curve_seconds, tag
+        self.start = None
+        self.paused = 0.0
+        self.steps = 0
+        self.total_tokens = 0
+        self.window_tokens = 0
+        self.window_start = None
+        self.last_end = None
+        self.next_curve = curve_seconds if curve_seconds > 0 else float("inf")
+
+    def write(self, **event) -> None:
+        event.setdefault("tag", self.tag)
+        line = json.dumps(event)
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+        print(PREFIX + line, file=sys.stderr, flush=True)
+
+    def step_started(self) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Budget seconds used so far: wall time since the first step started, less the paused time."""
+        return time.perf_counter() - self.start - self.paused if self.start is not None else 0.0
+
+    def step_done(self, tokens: int):
+        """Counts one batch; returns the curve mark (seconds) to save now, "stop" when the budget is spent, or
+        None."""
+        now = time.perf_counter()
+        self.steps += 1
+        self.total_tokens += int(tokens)
+        if self.steps == WARMUP_STEPS:
+            self.window_start = now
+        elif self.steps > WARMUP_STEPS:
+            self.window_tokens += int(tokens)
+        self.last_end = now
+        elapsed = self.elapsed()
+        if elapsed >= self.budget:
+            return "stop"
+        if elapsed >= self.next_curve:
+            mark = self.next_curve
+            while self.next_curve <= elapsed:
+                self.next_curve += self.curve_every
+            return mark
+        return None
+
+    @contextmanager
+    def paused_clock(self):
+        """Harness work inside the training loop (a curve checkpoint) that must not count as training time."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            pause = time.perf_counter() - start
+            self.paused += pause
+            if self.window_start is not None:
+                self.window_start += pause  # also out of the tokens/s window
+
+    def curve_point(self, mark: float, checkpoint: str) -> None:
+        self.write(event="curve", seconds=round(mark, 1), elapsed=round(self.elapsed(), 1), steps=self.steps,
+                   checkpoint=os.path.abspath(checkpoint))
+
+    def finish(self, checkpoint: str, threads: int) -> dict:
+        seconds = (self.last_end - self.window_start) if self.window_start is not None and self.last_end else 0.0
+        event = dict(event="train", steps=self.steps, total_tokens=self.total_tokens,
+                     window_steps=max(0, self.steps - WARMUP_STEPS), window_tokens=self.window_tokens,
+                     window_seconds=round(seconds, 3),
+                     tok_s=round(self.window_tokens / seconds, 1) if seconds > 0 else None,
+                     elapsed=round(self.elapsed(), 1), paused=round(self.paused, 1), budget=self.budget,
+                     threads=threads, checkpoint=os.path.abspath(checkpoint))
+        self.write(**event)
+        return event
+
+
+def translate_event(path: str, tag: str, sentences: int, seconds: float, beam: int, threads: int,
+                    output_tokens: int) -> None:
+    """One timed translation: ``seconds`` covers the toolkit's translation call over all sentences, not the model
+    loading."""
+    event = dict(event="translate", tag=tag, sentences=sentences, seconds=round(seconds, 3), beam=beam,
+                 threads=threads, sent_s=round(sentences / seconds, 2) if seconds > 0 else None,
+                 output_tokens=output_tokens)
+    line = json.dumps(event)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    print(PREFIX + line, file=sys.stderr, flush=True)

@@ -1,0 +1,115 @@
+"""Joey NMT's own trainer and beam search, measured (measure.py); run with .venv-joeynmt/bin/python.
+
+    run_joeynmt.py train CONFIG.yaml --measure M.jsonl --threads N --budget-seconds S [--curve-seconds C] --final F
+    run_joeynmt.py translate CONFIG.yaml --checkpoint F --src FILE --out FILE --beam K --threads N --measure M.jsonl
+
+train: `python -m joeynmt train CONFIG --skip-test` (Joey's own entry point) with TrainManager._train_step wrapped to
+count each batch's target tokens (Batch.ntokens: the non-pad tokens of trg, which holds the words and </s>, not <s>)
+and keep the budget clock; at the budget it saves the weights to F and raises KeyboardInterrupt, the way Joey's loop
+is built to be interrupted (it logs the step and saves its own last checkpoint too).
+translate: Joey's ``translate`` (what `python -m joeynmt translate CONFIG < FILE` runs) on the file as its input
+stream, its printed translations kept; the time of its ``predict`` call measured.
+"""
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import TrainMeasure, set_threads, translate_event  # noqa: E402
+
+
+def save_weights(trainer, path) -> None:
+    """The model's weights in Joey's checkpoint layout ({"model_state": ...}), all its test/translate read."""
+    import torch
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": trainer.model.state_dict(), "steps": trainer.stats.steps}, str(path))
+
+
+def train(args) -> None:
+    from joeynmt import __main__ as joey_main
+    from joeynmt import training
+
+    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag)
+    original = training.TrainManager._train_step
+
+    def measured_train_step(self, batch):
+        measure.step_started()
+        result = original(self, batch)
+        action = measure.step_done(batch.ntokens)
+        if action == "stop":
+            save_weights(self, args.final)
+            measure.finish(args.final, args.threads)
+            raise KeyboardInterrupt  # Joey's loop ends on it and saves its own last checkpoint
+        if action is not None:
+            path = Path(args.final).parent / "curve" / f"{int(action)}s.ckpt"
+            with measure.paused_clock():
+                save_weights(self, path)
+            measure.curve_point(action, str(path))
+        return result
+
+    training.TrainManager._train_step = measured_train_step
+    sys.argv = ["joeynmt", "train", args.config, "--skip-test"]
+    joey_main.main()
+    if not Path(args.final).exists():
+        raise SystemExit("error: Joey NMT's training ended before the budget (its epochs or updates ran out): "
+                         "raise them in the config")
+
+
+def translate(args) -> None:
+    from joeynmt import prediction
+    from joeynmt.config import load_config
+    from joeynmt.helpers_for_ddp import get_logger
+
+    cfg = load_config(Path(args.config))
+    cfg["testing"]["load_model"] = args.checkpoint
+    cfg["testing"]["beam_size"] = args.beam
+    cfg["testing"]["batch_size"] = args.batch_size
+    cfg["testing"]["batch_type"] = "sentence"
+    get_logger("", log_file=str(Path(args.out).with_suffix(".joeynmt.log")))
+    timings = []
+    original = prediction.predict
+
+    def timed_predict(*a, **k):
+        start = time.perf_counter()
+        result = original(*a, **k)
+        timings.append(time.perf_counter() - start)
+        return result
+
+    prediction.predict = timed_predict
+    lines = Path(args.src).read_text(encoding="utf-8").splitlines()
+    # Joey's translate reads a non-interactive stdin as its input; its output_path fails in 2.3.0 (it reads
+    # args.n_best, which is args.test.n_best), so it prints the translations, one a line, into the output file
+    with open(args.src, encoding="utf-8") as stream, open(args.out, "w", encoding="utf-8") as out:
+        sys.stdin = stream
+        with contextlib.redirect_stdout(out):
+            prediction.translate(cfg=cfg, output_path=None)
+    hypotheses = Path(args.out).read_text(encoding="utf-8").splitlines()
+    translate_event(args.measure, args.tag, len(lines), sum(timings), args.beam, args.threads,
+                    sum(len(line.split()) + 1 for line in hypotheses))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["train", "translate"])
+    parser.add_argument("config")
+    parser.add_argument("--measure", required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--budget-seconds", type=float, default=60.0)
+    parser.add_argument("--curve-seconds", type=float, default=0.0)
+    parser.add_argument("--final", default=None)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--src", default=None)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    (train if args.mode == "train" else translate)(args)
+
+
+if __name__ == "__main__":
+    main()
