@@ -3,8 +3,10 @@
 
 * whole-target decoder: the GRU over all target steps in one call and attention as batched matrix products,
   against the step-by-step loop (the order's ``runs_whole_target`` turned off, what a model with input feeding must do);
-* reorder skip: beam search reorders encoder outputs and cached keys every step; the model skips the copy when
-  every row keeps its sentence. "Off" copies every time, as a plain ``index_select`` would;
+* sentence rows: beam search reorders encoder outputs and cached keys every step; the model stores them once per
+  sentence for all its beams (``encoder.regroup``), copies only when finished sentences leave, and attention reads
+  each sentence once for all its beams. "Off" gives every beam its own copy at every step, as a plain
+  ``index_select`` would;
 * encoder recurrence (``fairseq_attn_gru/models/gru.py``): fp32 training of padded source batches runs the encoder GRU
   with a hand-written backward, against ``nn.GRU`` over the packed batch, whose autograd backward zero-fills a
   whole-input-sized gradient for every step;
@@ -42,7 +44,7 @@ import torch
 CONFIGS = {
     "as shipped": {},
     "step loop": {"force_step_loop": True},
-    "no reorder skip": {"no_reorder_skip": True},
+    "rows per beam": {"rows_per_beam": True},
     "packed nn.GRU": {"no_recurrence_function": True},
     "plain concat score": {"plain_concat_score": True},
     "bernoulli dropout": {"bernoulli_dropout": True},
@@ -55,8 +57,12 @@ def worker(name, config, steps, out_path):
     import fairseq_attn_gru.models.decoder as decoder_module
     import fairseq_attn_gru.models.encoder as encoder_module
 
-    if config.get("no_reorder_skip"):
-        decoder_module.same_sentences = encoder_module.same_sentences = lambda source_row, new_order: False
+    if config.get("rows_per_beam"):
+        def rows_per_beam(source_row, new_order, stored):
+            wanted = source_row.index_select(0, new_order)  # every row of the batch its own copy
+            return wanted, torch.arange(wanted.numel())
+
+        decoder_module.regroup = encoder_module.regroup = rows_per_beam
     if config.get("no_recurrence_function"):
         encoder_module.recurrence_function_applies = lambda rnn, x: False
     if config.get("plain_concat_score"):

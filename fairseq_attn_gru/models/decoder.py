@@ -11,7 +11,7 @@ from torch import Tensor
 from .attention import Attention
 from .decoder_orders import DecoderOrder, Memory
 from .dropout import Dropout, WordDropout
-from .encoder import same_sentences
+from .encoder import regroup
 from .precision import cpu_bf16_autocast
 from .recurrent import build_rnn
 
@@ -175,14 +175,19 @@ class GRUDecoder(FairseqIncrementalDecoder):
         if state is None:
             return
         source_row = state.get("source_row")
-        # keys are per source sentence: a reorder among one sentence's beams leaves them as they are
-        keep_keys = source_row is not None and same_sentences(source_row, new_order)
         reordered: State = {}
         for name, value in state.items():
-            if value is None or (keep_keys and (name == "keys" or name == "source_row")):
+            if value is None or (source_row is not None and (name == "keys" or name == "source_row")):
                 reordered[name] = value
             else:
-                reordered[name] = value.index_select(1 if name == "hidden" else 0, new_order)
+                reordered[name] = value.index_select(1 if name == "hidden" else 0, new_order)  # per row of the batch
+        keys = state.get("keys")
+        if keys is not None and source_row is not None:
+            # keys are stored once per sentence, like the encoder outputs, and regrouped the same way
+            select, new_source_row = regroup(source_row, new_order, keys.size(0))
+            reordered["source_row"] = new_source_row
+            if select is not None:
+                reordered["keys"] = keys.index_select(0, select)
         self.set_incremental_state(incremental_state, "gru_state", reordered)
 
     @torch.jit.export
@@ -233,9 +238,13 @@ class GRUDecoder(FairseqIncrementalDecoder):
         batch_size = embedded.size(0)
         bridge = self.bridge
         if encoder_out is not None and bridge is not None:
-            encoder_final = encoder_out["encoder_final"][0]  # (B, F)
-            bridged = torch.tanh(bridge(encoder_final))  # (B, L * H)
-            hidden = bridged.view(batch_size, self.num_layers, self.hidden_size).transpose(0, 1).contiguous()
+            encoder_final = encoder_out["encoder_final"][0]  # (U, F): one row per stored sentence
+            stored = encoder_final.size(0)
+            bridged = torch.tanh(bridge(encoder_final))  # (U, L * H)
+            hidden = bridged.view(stored, self.num_layers, self.hidden_size).transpose(0, 1)  # (L, U, H)
+            if "source_row" in encoder_out and stored != batch_size:  # beams: each reads its sentence's row
+                hidden = hidden.index_select(1, encoder_out["source_row"][0])  # (L, B, H)
+            hidden = hidden.contiguous()
         else:
             hidden = embedded.new_zeros(self.num_layers, batch_size, self.hidden_size)  # (L, B, H)
         state: State = {"hidden": hidden}  # (L, B, H)
@@ -244,9 +253,9 @@ class GRUDecoder(FairseqIncrementalDecoder):
         attention = self.attention
         if attention is not None and encoder_out is not None:
             if attention.projects_keys:
-                state["keys"] = attention.project_keys(encoder_out["encoder_out"][0])  # (B, S, A), once per sentence
+                state["keys"] = attention.project_keys(encoder_out["encoder_out"][0])  # (U, S, A), once per sentence
                 if "source_row" in encoder_out:
-                    state["source_row"] = encoder_out["source_row"][0]  # (B,)
+                    state["source_row"] = encoder_out["source_row"][0]  # (B,): the stored row each row reads
         return state
 
     def _memory(self, encoder_out: Optional[Dict[str, List[Tensor]]], state: State) -> Optional[Memory]:

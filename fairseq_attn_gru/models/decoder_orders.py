@@ -23,7 +23,8 @@ from torch import Tensor
 
 from .recurrent import build_rnn
 
-#: (keys (B, S, A), values (B, S, C), encoder_padding_mask (B, S)): what attention reads, once per sentence
+#: (keys (U, S, A), values (U, S, C), encoder_padding_mask (U, S)): what attention reads, once per sentence (in beam
+#: search U sentences for U·k rows of beams: ``attend``)
 Memory = Tuple[Tensor, Tensor, Tensor]
 
 
@@ -74,10 +75,22 @@ class DecoderOrder(nn.Module):
 
 
 def attend(query: Tensor, memory: Optional[Memory], attention: Optional[AttentionModule]) -> Tuple[Tensor, Tensor]:
-    """``attention`` of ``query`` (B, T, H) over ``memory``: context (B, T, C) and weights (B, T, S)."""
+    """``attention`` of ``query`` (B, T, H) over ``memory``: context (B, T, C) and weights (B, T, S).
+
+    In beam search ``memory`` holds one row per sentence (U rows) for B = U·k rows of beams, a sentence's k beams side
+    by side (encoder.regroup): their queries go to attention as one sentence's k·T queries, so that each sentence's
+    keys and values are read once for all its beams, not once per beam (what bounded int8 beam search with general
+    attention: the attention products stay fp32 and are memory-bound).
+    """
     assert attention is not None and memory is not None, "this decoder order needs attention"
     keys, values, encoder_padding_mask = memory
-    return attention.forward(query, keys, values, encoder_padding_mask)
+    rows, steps = query.size(0), query.size(1)
+    sentences = keys.size(0)
+    if rows == sentences:
+        return attention.forward(query, keys, values, encoder_padding_mask)
+    grouped = query.reshape(sentences, (rows // sentences) * steps, query.size(2))  # (U, k·T, H)
+    context, weights = attention.forward(grouped, keys, values, encoder_padding_mask)  # (U, k·T, C), (U, k·T, S)
+    return context.reshape(rows, steps, context.size(2)), weights.reshape(rows, steps, weights.size(2))
 
 
 class LuongOrder(DecoderOrder):

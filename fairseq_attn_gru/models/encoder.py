@@ -107,7 +107,7 @@ class GRUEncoder(FairseqEncoder):
             "encoder_out": [outs],  # (B, S, C)
             "encoder_padding_mask": [encoder_padding_mask],  # (B, S)
             "encoder_final": [encoder_final],  # (B, D * H)
-            # which source sentence each row holds: lets reorders that keep every row's sentence skip the copy
+            # which stored row each row of the batch reads (regroup): beams share their sentence's row
             "source_row": [torch.arange(batch_size, device=src_tokens.device)],  # (B,)
         }
 
@@ -142,17 +142,57 @@ class GRUEncoder(FairseqEncoder):
 
     @torch.jit.export
     def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor):
-        """Beam search reorders every step, but mostly among the beams of one sentence, whose encoder outputs
-        are the same: then nothing needs to move (copying them was 38% of beam-5 time for general attention)."""
-        source_row = encoder_out["source_row"][0]  # (B,)
-        if same_sentences(source_row, new_order):
+        """Beam search reorders after every step, but its rows are the beams of each sentence side by side, whose
+        encoder outputs are the same: they are stored once per sentence (``regroup``), and only a reorder that drops
+        finished sentences copies the rows of those left. Copying them at every step took 38% of beam-5 time with
+        general attention; reading each sentence's outputs once for all its beams (attention, decoder_orders.attend)
+        saves as much again."""
+        stored = encoder_out["encoder_out"][0].size(0)
+        select, source_row = regroup(encoder_out["source_row"][0], new_order, stored)
+        if select is None and torch.equal(source_row, encoder_out["source_row"][0]):
             return encoder_out
-        return {key: [value[0].index_select(0, new_order)] for key, value in encoder_out.items()}
+        reordered: Dict[str, List[Tensor]] = {}
+        for key, value in encoder_out.items():
+            if key == "source_row":
+                reordered[key] = [source_row]
+            elif select is None:
+                reordered[key] = value
+            else:
+                reordered[key] = [value[0].index_select(0, select)]
+        return reordered
 
     def max_positions(self) -> int:
         return self.max_source_positions
 
 
-def same_sentences(source_row: Tensor, new_order: Tensor) -> bool:
-    """True when row i of the reordered batch holds the same source sentence as row i now."""
-    return source_row.numel() == new_order.numel() and torch.equal(source_row.index_select(0, new_order), source_row)
+def regroup(source_row: Tensor, new_order: Tensor, stored: int) -> Tuple[Optional[Tensor], Tensor]:
+    """Stored rows and their map after a reorder of the batch: (the stored rows to keep, in order, or None when they
+    stay as they are; the new ``source_row``).
+
+    ``source_row`` (N,) maps each row of the batch to one of ``stored`` stored rows, always as each stored row
+    repeated k times side by side (``arange(stored).repeat_interleave(k)``, k = N / stored; k = 1 outside beam
+    search). ``new_order`` (N',) lists the old batch row each new one reads. When the new rows again come as runs of
+    one stored row of equal length (fairseq's layout: a sentence's beams together, whatever their order; finished
+    sentences gone), each run's stored row is kept once; otherwise every new row gets a stored row of its own.
+    """
+    wanted = source_row.index_select(0, new_order)  # (N',) the stored row each new row reads
+    rows = wanted.numel()
+    if rows == 0:
+        return wanted, wanted
+    repeat = source_row.numel() // max(stored, 1)  # k before the reorder: beam search keeps it
+    if repeat <= 1 or rows % repeat != 0 or not _runs_of(wanted, repeat):
+        changes = torch.nonzero(wanted != wanted[0])  # the first run's length: a new expansion (fairseq's step 0)
+        repeat = int(changes[0, 0]) if changes.numel() > 0 else rows
+        if rows % repeat != 0 or not _runs_of(wanted, repeat):
+            return wanted, torch.arange(rows, device=wanted.device)  # no such layout: a row each
+    firsts = wanted.view(rows // repeat, repeat)[:, 0]  # (N' / k,) the stored row of each run
+    source = torch.arange(rows // repeat, device=wanted.device).repeat_interleave(repeat)  # (N',)
+    if firsts.numel() == stored and torch.equal(firsts, torch.arange(stored, device=wanted.device)):
+        return None, source  # the same stored rows in the same order: nothing moves
+    return firsts, source
+
+
+def _runs_of(rows: Tensor, length: int) -> bool:
+    """Whether ``rows`` is made of runs of ``length`` equal values."""
+    runs = rows.view(-1, length)  # (N / length, length)
+    return bool((runs == runs[:, :1]).all())
