@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -94,7 +95,7 @@ def run_measured(toolkit: str, arguments, log_path: Path, threads: int) -> dict:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=run_env(threads), cwd=ROOT)
         try:
             _, status, usage = os.wait4(process.pid, 0)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C reaches the runner too; SIGTERM only this process
             process.terminate()
             process.wait()
             raise
@@ -235,6 +236,10 @@ def check_data(data: Path, source: str, target: str) -> None:
              "test_2016_flickr and test_2017_flickr in both languages")
 
 
+def stop_on_signal(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="Multi30k's raw files (train.de, val.de, test_2016_flickr.de...)")
@@ -274,10 +279,15 @@ def main(argv=None):
         fail(f"{work} holds a comparison with other settings ({settings_file}): use another --work, or delete it")
     work.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+    signal.signal(signal.SIGTERM, stop_on_signal)  # a stopped run is then cleaned up like Ctrl-C's
     try:
         return compare(args, work, data_dir, settings, limit)
     except Failed as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every finished training and translation stays in {work}; the same command goes on "
+              "from there", file=sys.stderr, flush=True)
+        return 130
 
 
 def compare(args, work: Path, data_dir: Path, settings: dict, limit):
