@@ -140,5 +140,23 @@ def text_processing(results: Path) -> str:
             + ", ".join(f"{label} {count}" for label, count in run.get("wins", {}).items()) + ".")
 
 
+def peers(results: Path) -> str:
+    """README: the three toolkits side by side, from results/peers.json, with benchmarks/peers/harness.py's own table
+    and target lines (one function serves docs/peers.md and this)."""
+    run = load(results / "peers.json")
+    if run is None:
+        return "(no results/peers.json yet: `make peers DATA=/path/to/multi30k`, about 2 h 10 min on 2 cores)"
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "harness.py"
+    spec = importlib.util.spec_from_file_location("peers_harness", path)
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    cpu = run["cpu"]
+    return (f"{cpu['cores']}-core {cpu['model']}, fp32 {cpu['fp32_matmul_gflops']:.0f} GFLOP/s:\n\n"
+            + harness.results_table(run) + "\n\n" + "; ".join(harness.targets_lines(run)) + ".")
+
+
 #: marker name -> builder; flags_table.py's HOMES says which file holds each
-TABLES = {"multi30k-headline": multi30k_headline, "multi30k": multi30k_details, "text-processing": text_processing}
+TABLES = {"multi30k-headline": multi30k_headline, "multi30k": multi30k_details, "text-processing": text_processing,
+          "peers": peers}
