@@ -4,7 +4,7 @@
 #   scripts/gpu_check.sh [--data DIR] [--out DIR] [--minutes M]
 #
 #  1. `pytest -m cuda` (tests/test_cuda.py): every named architecture's training step on cuDNN against the CPU path,
-#     incremental decoding against the full forward on the GPU, fairseq-train with --amp and with --bf16.
+#     incremental decoding against the full forward on the GPU, fairseq-train with --amp and with --fp16.
 #  2. benchmarks/bench.py --device cuda: fairseq's lstm (cuDNN) against gru_attn dot/general/concat, one round.
 #  3. With --data DIR (or $MULTI30K_DATA): a Multi30k de-en run of M minutes (default 5) through `fairseq-attn-gru
 #     run` (as python -m fairseq_attn_gru run): its training tokens/s (fairseq's wps, mean over the epochs) and val

@@ -123,6 +123,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch):
+    """Each test its own empty cache directory, for itself and the tools it runs: --precision auto pins its
+    measurement in the user's cache (recipes/precision_probe.py), which no test may read or write."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 # -- processes (Linux /proc): children a test's subprocess started, and that they end with it --------------------
 
 def children_of(pid):

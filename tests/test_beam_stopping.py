@@ -3,6 +3,7 @@ import torch
 from fairseq.sequence_generator import SequenceGenerator
 
 from conftest import TinyTask, build_model
+from fairseq_attn_gru.fairseq_fixes.patient_beam import PatientSequenceGenerator
 
 LENGTH = 12  # target words before </s>
 
@@ -31,10 +32,10 @@ def confident_model(task):
     return model
 
 
-def best_hypothesis(model, task):
+def best_hypothesis(model, task, generator_class=PatientSequenceGenerator):
     source = torch.tensor([[5, 6, 7, task.source_dictionary.eos()]])  # (1, S)
     sample = {"net_input": {"src_tokens": source, "src_lengths": torch.tensor([4])}, "id": torch.tensor([0])}
-    generator = SequenceGenerator([model], task.target_dictionary, beam_size=5, max_len_b=50)
+    generator = generator_class([model], task.target_dictionary, beam_size=5, max_len_b=50)
     with torch.no_grad():
         return generator.generate([model], sample)[0][0]["tokens"].tolist()
 
@@ -44,11 +45,5 @@ def test_patient_stopping_finds_the_full_hypothesis_where_fairseqs_rule_truncate
     model = confident_model(task)
     full = [4 + t for t in range(LENGTH)] + [task.target_dictionary.eos()]
     assert best_hypothesis(model, task) == full
-
-    patient = SequenceGenerator.finalize_hypos
-    SequenceGenerator.finalize_hypos = patient.__wrapped__  # fairseq's own rule, for contrast
-    try:
-        truncated = best_hypothesis(model, task)
-    finally:
-        SequenceGenerator.finalize_hypos = patient
+    truncated = best_hypothesis(model, task, SequenceGenerator)  # fairseq's own rule, for contrast
     assert len(truncated) < len(full) and truncated[:-1] == full[: len(truncated) - 1]

@@ -276,7 +276,7 @@ def test_ranks_that_torchrun_may_restart_in_its_shared_store_get_a_warning(monke
 
 def test_launcher_env_is_a_global_fix_that_checks_what_it_wraps(monkeypatch):
     from fairseq.distributed import utils as distributed_utils
-    from fairseq_attn_gru.fairseq_fixes import launcher_env
+    from fairseq_attn_gru.fairseq_fixes import launcher_env, patching
 
     assert distributed_utils.call_main.__wrapped__ is not distributed_utils.call_main  # applied on import
     off = run([sys.executable, "-c", "import fairseq_attn_gru; from fairseq.distributed import utils; "
@@ -284,12 +284,12 @@ def test_launcher_env_is_a_global_fix_that_checks_what_it_wraps(monkeypatch):
               {"FAIRSEQ_ATTN_GRU_GLOBAL_FIXES": "0"})
     assert off.stdout.strip() == "False", off.stderr[-2000:]
 
-    def call_main(cfg, main):  # a fairseq whose call_main takes no **kwargs: the fix is not applied to it
+    def call_main(config, main_function):  # a fairseq whose call_main has other parameters: the fix leaves it alone
         pass
 
     monkeypatch.setattr(distributed_utils, "call_main", call_main)
     warnings = []
-    monkeypatch.setattr(launcher_env.logger, "warning", warnings.append)
+    monkeypatch.setattr(patching.logger, "warning", warnings.append)
     launcher_env.apply()
     assert distributed_utils.call_main is call_main
     assert len(warnings) == 1 and warnings[0].startswith("fairseq-attn-gru: launcher_env fix skipped: ")

@@ -71,11 +71,20 @@ def test_bad_checkpoints_get_one_line(checkpoint, tmp_path):
     one_line_error(generate_with(tmp_path / "absent.pt"), f"--path='{tmp_path / 'absent.pt'}': no such checkpoint")
     one_line_error(generate_with(truncated), f"checkpoint '{truncated}' is not a readable PyTorch checkpoint")
     one_line_error(generate_with(garbage), f"checkpoint '{garbage}' is not a readable PyTorch checkpoint")
-    # the same checkpoint with toy options that give another dictionary: it does not fit
+    # the same checkpoint with toy options that give another dictionary: its saved data signature says so
     mismatch = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--toy-vocab-size", "50", "--path",
                        checkpoint, "--gen-subset", "test", "--cpu", "--model-overrides", "{'toy_vocab_size': 50}",
                        check=False)
-    one_line_error(mismatch, f"--path='{checkpoint}': the checkpoint's weights do not fit")
+    one_line_error(mismatch, f"checkpoint '{checkpoint}' was trained for other data than it is loaded with (source "
+                             "dictionary: 24 symbols, sha256 ")
+    # a checkpoint saved before the signature existed: the weights that do not fit say it
+    state = torch.load(checkpoint, weights_only=True)
+    state["task_state"] = {}
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    mismatch = run_cli("fairseq-generate", "--user-dir", USER_DIR, *TOY, "--toy-vocab-size", "50", "--path",
+                       old, "--gen-subset", "test", "--cpu", "--model-overrides", "{'toy_vocab_size': 50}", check=False)
+    one_line_error(mismatch, f"--path='{old}': the checkpoint's weights do not fit")
 
 
 class Payload:

@@ -118,10 +118,11 @@ def batches(task, split, **kwargs):
     ("test", {"toy_test_size": 0}, {"max_tokens": 300, "max_positions": (256, 256)},
      "--toy-test-size=0 is not allowed: at least 1 sentence pair"),
     ("valid", {"toy_min_len": 280, "toy_max_len": 300}, {"max_tokens": 3000, "max_positions": (200, 1024)},
-     "--toy-max-len=300 is not allowed here: the valid split has sentences of up to"),
+     "the valid split has source sentences of up to 294 tokens (</s> included), more than --max-source-positions=200 "
+     "allows (the model's"),
     ("train", {"toy_min_len": 280, "toy_max_len": 300},
      {"max_tokens": 3000, "max_positions": (200, 1024), "ignore_invalid_inputs": True},
-     "--toy-max-len=300 is not allowed here: the train split"),  # fairseq would drop every sentence
+     "the train split has source sentences of up to"),  # fairseq would drop every sentence
     ("test", {}, {"max_tokens": 5, "max_positions": (256, 256)}, "--max-tokens=5 is not allowed: at least the"),
 ])
 def test_toy_splits_that_cannot_be_batched_are_user_errors(split, options, kwargs, message):

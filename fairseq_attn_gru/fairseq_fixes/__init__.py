@@ -8,9 +8,10 @@ Each module's docstring names the upstream bug, the fairseq version it was writt
   README lists these with the reason. ``FAIRSEQ_ATTN_GRU_GLOBAL_FIXES=0`` leaves all of them unapplied.
 """
 from . import (alignment_needs_attention, checkpoint_errors, checkpoint_safe_globals, checkpoint_saving,
-               checkpoint_weights_only, data_path_errors, distributed_resume, divergence_message, diverse_beam_rows,
-               interactive_input, last_partial_batch, launcher_env, no_repeat_ngram, patient_beam,
-               plateau_schedule_resume, save_dir_errors, training_interrupts)
+               checkpoint_weights_only, cpu_training_precision, data_path_errors, distributed_resume,
+               divergence_message, diverse_beam_rows, inference_overrides, interactive_input, last_partial_batch,
+               launcher_env, no_repeat_ngram, patient_beam, plateau_schedule_resume, resume_other_options,
+               save_dir_errors, training_interrupts)
 from .patching import GLOBAL_FIXES_ENV, global_fixes_enabled
 
 FIXES = [
@@ -20,10 +21,12 @@ FIXES = [
     diverse_beam_rows,
     no_repeat_ngram,
     checkpoint_errors,
+    inference_overrides,
     data_path_errors,
     launcher_env,
     checkpoint_saving,
     training_interrupts,
+    cpu_training_precision,
     save_dir_errors,
     distributed_resume,
     divergence_message,
@@ -31,6 +34,7 @@ FIXES = [
     interactive_input,
     patient_beam,
     plateau_schedule_resume,
+    resume_other_options,
 ]
 
 __all__ = ["FIXES", "GLOBAL_FIXES_ENV", "apply_all"]

@@ -25,8 +25,18 @@ def describe_load_error(path: str, error: BaseException) -> str:
     return f"checkpoint {path!r} is not a readable PyTorch checkpoint (truncated or corrupt: {detail})"
 
 
+_last_read = [None]  # the path of the checkpoint fairseq read last: the one whose model is built next
+
+
+def last_checkpoint_read():
+    """The checkpoint fairseq's loader read last (None before any): messages about the model being built from it
+    name it (models/trained_on.py)."""
+    return _last_read[0]
+
+
 def name_unreadable_checkpoint(original):
     def load_checkpoint_to_cpu(path, *args, **kwargs):
+        _last_read[0] = str(path)
         try:
             return original(path, *args, **kwargs)
         except Exception as error:  # random bytes can make the unpickler fail in any way at all

@@ -22,6 +22,7 @@ import sys
 import torch
 
 from ..errors import UserError
+from ..inference.lengths import source_limits, too_long
 from .patching import serving_ours, wrap_once
 
 SCOPE = "ours"
@@ -76,21 +77,6 @@ def read_input_lines(input_path, buffer_size):
         yield InputLines(lines, ids, given)
 
 
-def _limits(task, max_positions, max_tokens):
-    """[(tokens, what)]: the source-length limits a line must meet; a line over several is reported with the first
-    (the positions: the model's or task's hard limit), then --max-tokens."""
-    source = max_positions[0] if isinstance(max_positions, (tuple, list)) else max_positions
-    task_positions = task.max_positions()
-    task_source = task_positions[0] if isinstance(task_positions, (tuple, list)) else task_positions
-    limits = []
-    if source is not None:
-        whose = "" if task_source is not None and source >= task_source else " of the model (from the checkpoint)"
-        limits.append((source, f"--max-source-positions={source}{whose}"))
-    if max_tokens:
-        limits.append((max_tokens, f"--max-tokens={max_tokens}"))
-    return limits
-
-
 def batches_keeping_ids(lines: InputLines, cfg, task, max_positions, encode_fn):
     """fairseq-interactive's make_batches for our models: per-line constraints, too-long lines skipped, the
     batches' ids such that ``start_id + id`` is each line's position in the input."""
@@ -108,12 +94,12 @@ def batches_keeping_ids(lines: InputLines, cfg, task, max_positions, encode_fn):
                                                                add_if_not_exist=False)
                             for c in parts[1:] if c.strip()])
     tokens, _ = task.get_interactive_tokens_and_lengths(sources, encode_fn)
-    limits = _limits(task, max_positions, cfg.dataset.max_tokens)
+    limits = source_limits(task, max_positions, cfg.dataset.max_tokens)
     keep = []
     for index, (line_id, encoded) in enumerate(zip(kept_ids, tokens)):
-        too_long = next((what for limit, what in limits if encoded.numel() > limit), None)
-        if too_long:
-            _skip(line_id, f"is too long: {encoded.numel()} tokens, longer than {too_long}")
+        over = too_long(encoded.numel(), limits)
+        if over:
+            _skip(line_id, f"is too long: {encoded.numel()} tokens, longer than {over}")
             continue
         unknown = int(encoded.eq(task.source_dictionary.unk()).sum())
         if unknown:
@@ -140,10 +126,10 @@ def batches_keeping_ids(lines: InputLines, cfg, task, max_positions, encode_fn):
 
 
 def skip_bad_lines(original):
-    def buffered_read(input_path, buffer_size):
+    def buffered_read(input, buffer_size):  # fairseq's parameter names
         if not serving_ours():
-            return original(input_path, buffer_size)
-        return read_input_lines(input_path, buffer_size)
+            return original(input, buffer_size)
+        return read_input_lines(input, buffer_size)
 
     return buffered_read
 

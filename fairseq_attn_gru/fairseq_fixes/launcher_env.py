@@ -32,13 +32,12 @@ Everything else (an explicit ``--distributed-init-method``, one process, TPUs, p
 code unchanged. ``--distributed-world-size`` and ``--distributed-rank`` need not be given: the launcher's values are
 used, as fairseq's own torchrun path does on GPUs.
 """
-import inspect
 import logging
 import os
 import subprocess
 
 from ..errors import UserError, config_error
-from .patching import wrap_once
+from .patching import skip, wrap_once
 
 SCOPE = "global"
 logger = logging.getLogger(__name__)
@@ -185,12 +184,8 @@ def use_launcher_env(original):
 def apply() -> None:
     from fairseq.distributed import utils as distributed_utils
 
-    # inspect.signature follows __wrapped__: the check sees fairseq's function when the fix is applied already
-    parameters = [(p.name, p.kind.name) for p in inspect.signature(distributed_utils.call_main).parameters.values()]
-    expected = [("cfg", "POSITIONAL_OR_KEYWORD"), ("main", "POSITIONAL_OR_KEYWORD"), ("kwargs", "VAR_KEYWORD")]
-    if parameters != expected or not hasattr(distributed_utils, "infer_init_method"):
-        logger.warning("fairseq-attn-gru: launcher_env fix skipped: this fairseq's distributed.utils.call_main is not "
-                       "call_main(cfg, main, **kwargs) as in fairseq-fixed 0.12.3.1 (torchrun/SLURM runs get "
-                       "fairseq's own handling)")
+    if not hasattr(distributed_utils, "infer_init_method"):
+        skip(__name__, "distributed.utils.call_main", "this fairseq has no distributed.utils.infer_init_method, whose "
+                                                        "gap the fix fills")
         return
-    wrap_once(distributed_utils, "call_main", use_launcher_env, fix=__name__)
+    wrap_once(distributed_utils, "call_main", use_launcher_env, fix=__name__)  # checks call_main(cfg, main, **kwargs)

@@ -17,7 +17,7 @@ import sys
 from ..errors import running_fairseq_tool
 from . import save_dir_errors
 from .checkpoint_saving import last_checkpoint_state
-from .patching import serving_ours, wrap_once
+from .patching import fairseq_train_modules, serving_ours, wrap_once
 
 SCOPE = "ours"
 INTERRUPTED_STATUS = 130  # 128 + SIGINT
@@ -69,10 +69,5 @@ def one_line_on_interrupt(original):
 
 
 def apply() -> None:
-    # only where fairseq-train runs (its module is imported before --user-dir is): importing fairseq_cli.train
-    # here would configure the logging of every Python session that imports this package
-    main_module = sys.modules.get("__main__")
-    for module in (sys.modules.get("fairseq_cli.train"), main_module):
-        spec = getattr(module, "__spec__", None)
-        if module is not None and getattr(spec, "name", None) == "fairseq_cli.train" and hasattr(module, "main"):
-            wrap_once(module, "main", one_line_on_interrupt, fix=__name__)
+    for module in fairseq_train_modules():
+        wrap_once(module, "main", one_line_on_interrupt, fix=__name__)

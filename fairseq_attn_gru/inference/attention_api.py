@@ -18,6 +18,7 @@ import torch
 from fairseq import utils
 from omegaconf import open_dict
 
+from ..errors import UserError
 from ..recipes.scoring import Translation
 
 
@@ -57,6 +58,10 @@ def translate_with_attention(hub, sentences: Union[str, List[str]], beam: int = 
     """
     if isinstance(sentences, str):
         return translate_with_attention(hub, [sentences], beam, **generation_args)[0]
+    check_every_model_attends(hub.models)
+    from .hub import check_generation_options
+
+    check_generation_options(hub, beam, generation_args)
     tokenized = [hub.encode(sentence) for sentence in sentences]
     # hub.generate, keeping each batch's source tokens: they say which attention columns are padding
     gen_args = copy.deepcopy(hub.cfg.generation)
@@ -90,7 +95,12 @@ def translate_with_attention(hub, sentences: Union[str, List[str]], beam: int = 
     return [items[index] for index in range(len(sentences))]
 
 
-def attach(hub) -> None:
-    """Make ``hub.translate_with_attention(sentences, beam=5)`` a method of this hub object."""
-    hub.translate_with_attention = lambda sentences, beam=5, **kwargs: translate_with_attention(
-        hub, sentences, beam, **kwargs)
+def check_every_model_attends(models) -> None:
+    """An ensemble's attention is the mean of its models' (fairseq's EnsembleModel), and a model without attention
+    adds nothing to it: with one of two attending, every row summed to 0.5. Refused, naming the model."""
+    without = [index for index, model in enumerate(models) if getattr(model.decoder, "attention", None) is None]
+    if without and len(without) < len(models):
+        raise UserError(f"attention from an ensemble needs attention in every model, but model {without[0] + 1} of "
+                        f"{len(models)} (in the order the checkpoints were given) was trained with --attention-type "
+                        "none: its share would be missing from the average (rows would sum to "
+                        f"{(len(models) - len(without)) / len(models):.2f}); leave it out of this ensemble")

@@ -21,7 +21,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..errors import UserError
+from ..errors import UserError, config_error
+from ..models.config import VALUE_TYPES
 from ..models.recurrent import DeepGRU
 
 logger = logging.getLogger(__name__)
@@ -89,13 +90,19 @@ def quantized_engine() -> str:
 
 
 def check_int8_allowed(model: nn.Module, cpu_bf16: bool = False) -> None:
-    """Refuse, in one line, what int8 cannot do."""
+    """Refuse, in one line, what int8 cannot do, saying what makes it run."""
     if cpu_bf16:
-        raise UserError("int8=True is not allowed with --cpu-bf16: choose one CPU precision for inference")
+        raise UserError("int8 is not allowed together with --cpu-bf16 (this model has it on, from its checkpoint or "
+                        "your options): its weights are fp32, so turning bf16 off lets int8 run: --model-overrides "
+                        "\"{'int8': True, 'cpu_bf16': False}\" (from Python: int8=True, cpu_bf16=False)")
     devices = {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()}
     if devices - {"cpu"}:
         raise UserError(f"int8 runs on CPU only, but the model is on {sorted(devices - {'cpu'})}: "
                         "add --cpu (or keep the hub model on CPU)")
+    halves = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()} - {"float32"})
+    if halves:  # fairseq-generate --fp16 (or --bf16) converts the weights before int8 could quantize them
+        raise UserError(f"int8 quantizes fp32 weights, but the model's are {', '.join(halves)} (--fp16/--bf16, or "
+                        "model.half()): drop --fp16/--bf16; int8 is its own CPU precision")
     quantized_engine()
 
 
@@ -173,4 +180,14 @@ def int8_requested(cfg) -> bool:
         value = ast.literal_eval(overrides) if isinstance(overrides, str) else overrides
     except (ValueError, SyntaxError):
         return False  # fairseq itself evaluates (and reports) a broken --model-overrides first
-    return isinstance(value, dict) and bool(value.get("int8", False))
+    if not isinstance(value, dict) or "int8" not in value:
+        return False
+    return requested_flag("--model-overrides 'int8'", value["int8"])
+
+
+def requested_flag(what: str, value) -> bool:
+    """``value`` of a yes/no request (int8=..., cpu_bf16=...) as a bool; anything but True or False is refused:
+    the string 'False' is true to Python, and used to quantize."""
+    if not isinstance(value, bool):
+        raise config_error(what, value, VALUE_TYPES[bool])
+    return value

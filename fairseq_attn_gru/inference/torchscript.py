@@ -21,10 +21,12 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from ..errors import UserError, user_message
-from ..recipes.cli import fail, require_file
+from ..recipes.cli import check_output, fail, require_file, write_output
 
 #: extra files saved beside the scripted model: name in the archive -> which dictionary
 DICTIONARY_FILES = {"dict.src.txt": "source", "dict.tgt.txt": "target"}
+#: how messages name export's output
+OUTPUT = "the TorchScript file"
 
 
 def load_checkpoint(checkpoint, data: Optional[str] = None, int8: bool = False, fp32: bool = False):
@@ -75,25 +77,42 @@ def dictionary_text(dictionary) -> str:
 
 def export(checkpoint, out_path, data: Optional[str] = None, int8: bool = False, fp32: bool = False) -> Path:
     """Script ``checkpoint``'s model and save it with its dictionaries to ``out_path``; returns the path."""
+    check_output(out_path, OUTPUT, inputs=[checkpoint])  # before loading and scripting, which take a while
     model, task = load_checkpoint(checkpoint, data=data, int8=int8, fp32=fp32)
     scripted = script_model(model)
     dictionaries = {"source": task.source_dictionary, "target": task.target_dictionary}
     extra_files = {name: dictionary_text(dictionaries[side]) for name, side in DICTIONARY_FILES.items()}
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(scripted, str(out_path), _extra_files=extra_files)
-    return out_path
+    data = getattr(task.cfg, "data", None)
+    inputs = [checkpoint, *(sorted(Path(data).glob("dict.*.txt")) if data and Path(data).is_dir() else [])]
+    return write_output(out_path, lambda temporary: torch.jit.save(scripted, str(temporary), _extra_files=extra_files),
+                        OUTPUT, inputs=inputs)
 
 
 def load_scripted(path, map_location="cpu") -> Tuple[torch.jit.ScriptModule, Dict[str, object]]:
-    """(scripted model, {"source": Dictionary, "target": Dictionary}) from a file ``export`` wrote."""
+    """(scripted model, {"source": Dictionary, "target": Dictionary}) from a file ``export`` wrote. A file that is not
+    TorchScript, or holds no dictionaries or ones that do not fit the model, is refused in one line (UserError):
+    without its dictionaries every word would read as ``<unk>``."""
     from fairseq.data import Dictionary
 
+    path = require_file(path, "TorchScript file")
     extra_files = {name: "" for name in DICTIONARY_FILES}
-    model = torch.jit.load(str(require_file(path, "TorchScript file")), map_location=map_location,
-                           _extra_files=extra_files)
+    try:
+        model = torch.jit.load(str(path), map_location=map_location, _extra_files=extra_files)
+    except RuntimeError as error:  # a checkpoint, or any other file: torch.jit.load finds no TorchScript archive
+        detail = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        fail(f"TorchScript file {str(path)!r} cannot be loaded ({detail[:200]}): write one with "
+             "scripts/export_torchscript.py CHECKPOINT OUT")
+    missing = [name for name in DICTIONARY_FILES if not _text(extra_files[name]).strip()]
+    if missing:
+        fail(f"TorchScript file {str(path)!r} holds no {' or '.join(missing)}: without its dictionaries every word "
+             "would read as <unk>; write the file with scripts/export_torchscript.py, which saves them in it")
     dictionaries = {side: Dictionary.load(io.StringIO(_text(extra_files[name])))
                     for name, side in DICTIONARY_FILES.items()}
+    for side, embeddings in (("source", model.encoder.embed_tokens), ("target", model.decoder.embed_tokens)):
+        if len(dictionaries[side]) != embeddings.weight.size(0):
+            fail(f"TorchScript file {str(path)!r}: its {side} dictionary has {len(dictionaries[side]):,} symbols but "
+                 f"the model's {side} embeddings {embeddings.weight.size(0):,} rows: the file was put together from "
+                 "parts that do not belong together; export the checkpoint again")
     return model, dictionaries
 
 

@@ -132,8 +132,45 @@ def base_architecture(args):
         args.teacher_forcing_min = args.teacher_forcing
 
 
+#: what a value of each option type must be, as the one-line refusal says it
+VALUE_TYPES = {bool: "True or False, a bool (a string such as 'False' would count as true)",
+               int: "an integer", float: "a number", str: "a string"}
+
+
+def option_type(field_type):
+    """(the Python type an option's value must have, whether None is allowed); None for a choice (checked apart)."""
+    arguments = getattr(field_type, "__args__", None)
+    if arguments and type(None) in arguments:  # Optional[X]
+        return next(a for a in arguments if a is not type(None)), True
+    return (field_type if field_type in VALUE_TYPES else None), False
+
+
+def has_type(value, expected) -> bool:
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected in (int, float) and isinstance(value, bool):  # True is an int to Python, not a size
+        return False
+    return isinstance(value, (int, float) if expected is float else expected)
+
+
+def check_value_types(cfg) -> None:
+    """Every option holds a value of its type. A checkpoint's saved config is untyped, and --model-overrides (or
+    from_pretrained's keyword arguments) can put any Python literal in it: "{'int8': 'False'}" used to turn int8 on
+    (a non-empty string is true), "{'max_source_positions': '5'}" ended in a TypeError traceback."""
+    for config_field in dataclasses.fields(GRUAttnConfig):
+        if config_field.name.startswith("_"):
+            continue
+        expected, optional = option_type(config_field.type)
+        value = safe_getattr(cfg, config_field.name)
+        if expected is None or (value is None and optional):
+            continue
+        if not has_type(value, expected):
+            raise config_error(_flag(config_field.name), value, VALUE_TYPES[expected])
+
+
 def validate_config(cfg, task) -> None:
     """Stop on settings that cannot work, naming the flag, the value and what is allowed."""
+    check_value_types(cfg)
     for name in (
         "encoder_embed_dim",
         "encoder_hidden_size",

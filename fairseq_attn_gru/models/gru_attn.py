@@ -7,6 +7,7 @@ from fairseq.models import FairseqEncoderDecoderModel, register_model, register_
 from fairseq.utils import safe_getattr
 from torch import Tensor
 
+from . import trained_on
 from .attention import build_attention
 from .config import NAMED_ARCHITECTURES, GRUAttnConfig, base_architecture, validate_config
 from .decoder import GRUDecoder
@@ -65,8 +66,14 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
         return result
 
     def prepare_for_inference_(self, cfg):
+        from ..errors import UserError, running_fairseq_tool
         from ..inference.int8 import check_int8_allowed, int8_requested, quantize_model
 
+        common = cfg.get("common") if hasattr(cfg, "get") else getattr(cfg, "common", None)
+        if running_fairseq_tool() and getattr(common, "bf16", False):  # the tool's own flags (the hub passes the
+            # checkpoint's training config here, whose --bf16 says how it was trained)
+            raise UserError("--bf16 is not applied by fairseq's generation tools: the model would run in fp32; for "
+                            "bfloat16 on a CPU use --model-overrides \"{'cpu_bf16': True}\", on a GPU --fp16")
         if self.int8 or int8_requested(cfg):  # the override also reaches checkpoints saved before --int8 existed
             self.int8 = True
             quantize_model(self, cpu_bf16=self.encoder.cpu_bf16)
@@ -84,15 +91,37 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
     @classmethod
     def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt", data_name_or_path=".", int8=False,
                         **kwargs):
-        """fairseq's hub interface, plus ``hub.translate_with_attention`` (inference/attention_api.py);
-        ``int8=True`` quantizes the loaded models (any checkpoint, old ones too)."""
-        from ..inference.attention_api import attach
+        """fairseq's hub interface (inference/hub.py: plus ``translate_with_attention``, and one-line refusals of
+        sentences longer than the model takes); ``int8=True`` quantizes the loaded models (any checkpoint, old ones
+        too). ``model_name_or_path`` is the checkpoint's directory, ``checkpoint_file`` its name there."""
+        import logging
+        import os
+        from pathlib import Path
 
-        hub = super().from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
-        attach(hub)
+        from fairseq import hub_utils
+
+        from ..errors import UserError
+        from ..inference.hub import GRUAttnHubInterface
+        from ..inference.int8 import check_int8_allowed, quantize_model, requested_flag
+
+        path = Path(str(model_name_or_path))
+        if path.is_file():  # fairseq would join it with checkpoint_file: NotADirectoryError
+            raise UserError(f"from_pretrained({str(path)!r}): that is a file, and from_pretrained takes the "
+                            f"checkpoint's directory and its file name: from_pretrained({str(path.parent)!r}, "
+                            f"checkpoint_file={path.name!r})")
+        if "://" not in str(model_name_or_path):  # a local directory (fairseq also takes archive URLs)
+            if not path.is_dir():
+                raise UserError(f"from_pretrained({str(path)!r}): no such directory (give the directory that holds "
+                                "the checkpoint, and checkpoint_file=its file name)")
+            for name in str(checkpoint_file).split(os.pathsep):  # an ensemble's files joined by os.pathsep
+                if not (path / name).is_file():
+                    raise UserError(f"from_pretrained: checkpoint_file={name!r}: no such file in {str(path)!r}")
+        int8 = requested_flag("int8", int8)
+        loaded = hub_utils.from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path,
+                                           archive_map=cls.hub_models(), **kwargs)
+        logging.getLogger("fairseq.models.fairseq_model").info(loaded["args"])  # as fairseq's from_pretrained
+        hub = GRUAttnHubInterface(loaded["args"], loaded["task"], loaded["models"])
         if int8:
-            from ..inference.int8 import check_int8_allowed, quantize_model
-
             for model in hub.models:
                 model.int8 = True
                 quantize_model(model, cpu_bf16=model.encoder.cpu_bf16)
@@ -103,6 +132,7 @@ class GRUAttnModel(FairseqEncoderDecoderModel):
     def build_model(cls, cfg, task):
         base_architecture(cfg)
         validate_config(cfg, task)
+        trained_on.check_and_record(task)  # the checkpoint being loaded was trained for this task's data
         attention_type = str(cfg.attention_type)
 
         encoder_embed = build_embedding(

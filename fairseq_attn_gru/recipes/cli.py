@@ -34,6 +34,48 @@ def require_file(path, what: str = "file") -> Path:
     return path
 
 
+def check_output(path, what: str, inputs=()) -> Path:
+    """Refuse, in one line, an output path that cannot be written or must not be: one of the command's ``inputs``
+    (writing it would destroy that input), a directory, or below a file. ``what`` names the output in the message."""
+    path = Path(path)
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(source, path):
+            fail(f"{what} {str(path)!r} is an input of this command ({str(source)!r}): writing it would destroy that "
+                 "input; give another output path")
+    if path.is_dir():
+        fail(f"{what} {str(path)!r} is a directory: give a file path")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        fail(f"{what} {str(path)!r} cannot be written: {str(blocking)!r} is a file, not a directory")
+    return path
+
+
+def write_output(path, write: Callable[[Path], None], what: str, inputs=()) -> Path:
+    """Write a tool's output file whole or not at all, never over one of the tool's ``inputs`` (``check_output``).
+
+    ``write(temporary)`` writes the content to a temporary file beside ``path``, which is then renamed over it: an
+    interrupted or failed write leaves the old file (if any) as it was and no temporary file.
+    """
+    path = check_output(path, what, inputs)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"{what} {str(path)!r}: cannot create its directory {str(path.parent)!r} ({error.strerror or error})")
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        # torch.save / torch.jit.save wrap the OSError (a full disk) in a RuntimeError
+        cause = error if isinstance(error, OSError) else error.__context__
+        if isinstance(cause, OSError):
+            fail(f"cannot write {what} {str(path)!r} ({cause.strerror or cause}); nothing was written")
+        raise
+    return path
+
+
 def quiet_fairseq_debug_logging() -> None:
     """The root logger's level as fairseq's own CLIs set it: $LOGLEVEL, default INFO.
 
@@ -137,35 +179,77 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def child_pids():
-    """This process's children (Linux: /proc; elsewhere none are found)."""
-    me, children = os.getpid(), []
+def process_table() -> Dict[int, tuple]:
+    """{pid: (parent pid, start time, state)} of every process (Linux: /proc; elsewhere empty). The start time tells a
+    process from a later one that reuses its pid."""
+    table = {}
     with contextlib.suppress(OSError):
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     with open(f"/proc/{entry}/stat") as stat:
-                        if int(stat.read().rsplit(")", 1)[1].split()[1]) == me:
-                            children.append(int(entry))
-    return children
+                        fields = stat.read().rsplit(")", 1)[1].split()  # after "pid (command)"
+                    table[int(entry)] = (int(fields[1]), fields[19], fields[0])
+    return table
+
+
+def descendants(pid: int, table: Dict[int, tuple]) -> Dict[int, str]:
+    """{pid: start time} of ``pid``'s children, their children, and so on."""
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, started, _) in table.items():
+            if ppid == parent and child not in found:
+                found[child] = started
+                frontier.append(child)
+    return found
+
+
+def running(processes: Dict[int, str]) -> List[int]:
+    """Those of ``processes`` ({pid: start time}) still running (a zombie has ended)."""
+    table = process_table()
+    return [pid for pid, started in processes.items() if pid in table and table[pid][1] == started
+            and table[pid][2] != "Z"]
 
 
 def stop_children(signum, grace: float = 10.0) -> None:
-    """Send the children ``signum``; those still running after ``grace`` seconds get SIGKILL."""
-    children = child_pids()
+    """Send this process's children ``signum`` and return once they, and every process they started, have ended;
+    what still runs after ``grace`` seconds gets SIGKILL.
+
+    The grandchildren matter: fairseq-train's DataLoader workers notice their parent's end only at their next
+    check, seconds later, so a script that returned when fairseq-train ended left them running. They are
+    listed before anything is signalled (once their parent ends they belong to init and are no one's descendants),
+    and get ``signum`` themselves once their parent has ended.
+    """
+    table = process_table()
+    children = [pid for pid, (ppid, _, _) in table.items() if ppid == os.getpid()]
+    tree = descendants(os.getpid(), table)
     for pid in children:
         with contextlib.suppress(OSError):
             os.kill(pid, signum)
     deadline = time.time() + grace
-    for pid in children:
+    for pid in children:  # reaped here: the zombie goes, and the script's own wait() finds nothing left
         while time.time() < deadline:
             with contextlib.suppress(ChildProcessError, OSError):
                 if os.waitpid(pid, os.WNOHANG) != (0, 0):
                     break
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+            if not running({pid: tree[pid]}):
+                break
+            time.sleep(0.05)
+    for pid in running(tree):  # orphaned workers: their parent has ended (or is being killed below)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+    while running(tree) and time.time() < deadline:
+        time.sleep(0.05)
+    for pid in running(tree):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in children:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    final = time.time() + 5  # SIGKILL is immediate; the kernel still needs a moment to take the processes away
+    while running(tree) and time.time() < final:
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager

@@ -131,13 +131,23 @@ class ToyTranslationTask(FairseqTask):
         if split is not None and max_positions is not None:
             kept, ignored = dataset.filter_indices_by_size(indices, max_positions)
             if len(ignored) > 0 and (not ignore_invalid_inputs or len(kept) == 0):
-                longest = int(max(dataset.src_sizes.max(), dataset.tgt_sizes.max()))
-                raise UserError(
-                    f"--toy-max-len={self.cfg.toy_max_len} is not allowed here: the {split} split has sentences of "
-                    f"up to {longest} tokens (</s> included), but at most {max_positions} (source, target) fit: the "
-                    "smaller of the task's and the model's --max-source-positions/--max-target-positions (and, in "
-                    "training, --max-tokens); lower --toy-max-len or raise those")
+                raise UserError(self._too_long_message(split, dataset, max_positions))
         return super().filter_indices_by_size(indices, dataset, max_positions, ignore_invalid_inputs)
+
+    def _too_long_message(self, split, dataset, max_positions) -> str:
+        """Which limit the split's longest sentences exceed, and whose it is: the limit may be the one that is wrong
+        (a --max-source-positions of 5), so the message names it rather than blaming --toy-max-len."""
+        limits = max_positions if isinstance(max_positions, (tuple, list)) else (max_positions, max_positions)
+        sides = [("source", dataset.src_sizes, limits[0], self.cfg.max_source_positions),
+                 ("target", dataset.tgt_sizes, limits[1], self.cfg.max_target_positions)]
+        side, sizes, limit, task_limit = next(item for item in sides
+                                              if item[2] is not None and int(item[1].max()) > item[2])
+        flag = f"--max-{side}-positions"
+        whose = ("this task's" if limit == task_limit else
+                 "the model's, from its checkpoint or --model-overrides; in training also --max-tokens")
+        return (f"the {split} split has {side} sentences of up to {int(sizes.max())} tokens (</s> included), more "
+                f"than {flag}={limit} allows ({whose}): lower --toy-max-len (now {self.cfg.toy_max_len}) or raise "
+                "that limit")
 
     def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
         return LanguagePairDataset(
@@ -148,6 +158,23 @@ class ToyTranslationTask(FairseqTask):
             left_pad_source=self.cfg.left_pad_source,
             constraints=constraints,
         )
+
+    def meaning(self):
+        """The options besides the dictionaries that decide what a target means (models/trained_on.py): the rule, and
+        for ``translate`` the seed, which draws its lexicon and block order."""
+        found = {"--toy-rule": repr(str(self.cfg.toy_rule))}
+        if str(self.cfg.toy_rule) == "translate":
+            found["--toy-seed"] = repr(self.cfg.toy_seed)
+        return found
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """fairseq's generator; for this package's models the patient beam search (fairseq_fixes/patient_beam.py),
+        chosen here through fairseq's extension point rather than a patch."""
+        from ..fairseq_fixes.patient_beam import build_patient_generator
+
+        return build_patient_generator(super().build_generator, models, args, seq_gen_cls, extra_gen_cls_kwargs,
+                                       prefix_allowed_tokens_fn)
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)
