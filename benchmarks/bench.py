@@ -346,7 +346,7 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cpu (default), or cuda: the first GPU, without the CPU-only rows")
     parser.add_argument("--recipe-env", action="store_true",
-                        help="run every model (fairseq's lstm too) in the environment scripts/multi30k/train.py gives "
+                        help="run every model (fairseq's lstm too) in the environment `fairseq-attn-gru train` gives "
                              "fairseq-train: glibc keeping freed memory, OpenMP threads spinning")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -372,7 +372,7 @@ def main():
     runs = {name: [] for name in models}
     worker_env = dict(os.environ, PYTHONWARNINGS="ignore")
     if args.recipe_env:  # the workers' only: this process's own OpenMP threads would spin beside them
-        from fairseq_attn_gru.recipes.multi30k.train import TRAIN_ENV
+        from fairseq_attn_gru.pipeline.train import TRAIN_ENV
         worker_env.update(TRAIN_ENV)
     for round_index in range(args.repeats):
         peaks["fp32"].append(matmul_peak(torch.float32, device))

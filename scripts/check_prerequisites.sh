@@ -4,8 +4,7 @@
 #   scripts/check_prerequisites.sh            (make install runs it; PYTHON, VENV, NEED_MB come from the Makefile)
 #
 # Every missing prerequisite gets one line, `error: <what is missing>: <what to install>`, and the script exits 1
-# after listing them all. bash older than 5.1 only gets a `warning:` line: scripts/train_distributed.sh (multi-
-# process training) is the one thing that needs it.
+# after listing them all.
 # Environment: PYTHON (default python3): the interpreter .venv is made from; VENV (default .venv): where it goes;
 # NEED_MB (default 2000): free disk space needed there, in MiB (0 skips the check); CXX (default c++): the C++
 # compiler fairseq's extensions are built with (torch's cpp_extension uses the same variable).
@@ -73,12 +72,6 @@ if [[ $need_mb =~ ^[0-9]+$ ]] && (( need_mb > 0 )); then
     if [[ $free_mb =~ ^[0-9]+$ ]] && (( free_mb < need_mb )); then
         error "only $free_mb MiB free for $venv, about $need_mb MiB needed: free some disk space (or use TORCH=cpu, the smaller build)"
     fi
-fi
-
-# 6. bash >= 5.1 on PATH, for scripts/train_distributed.sh (wait -n -p); a warning only
-read -r bash_major bash_minor < <(bash -c 'echo "${BASH_VERSINFO[0]} ${BASH_VERSINFO[1]}"' 2>/dev/null)
-if [[ ! ${bash_major:-} =~ ^[0-9]+$ ]] || (( bash_major < 5 || (bash_major == 5 && bash_minor < 1) )); then
-    echo "warning: bash ${bash_major:-?}.${bash_minor:-?} is older than 5.1, which scripts/train_distributed.sh needs (multi-process training only): install bash 5.1 or newer (macOS: brew install bash)" >&2
 fi
 
 if (( missing > 0 )); then

@@ -136,8 +136,9 @@ def text_processing(results: Path) -> str:
     cpu = run["cpu"]
     return (markdown_table(("direction", *labels), rows) +
             f"\n\nval sacreBLEU after {run['epochs']} epochs ({run['precision']}) on a {cpu['cores']}-core "
-            f"{cpu['model']} (fp32 {cpu['fp32_matmul_gflops']:.0f} GFLOP/s): `{run['command']}`. Wins: "
-            + ", ".join(f"{label} {count}" for label, count in run.get("wins", {}).items()) + ".")
+            f"{cpu['model']} (fp32 {cpu['fp32_matmul_gflops']:.0f} GFLOP/s): `{run['command']}`. "
+            + ("Wins: " + ", ".join(f"{label} {count}" for label, count in run["wins"].items()) + "." if "wins" in run
+               else "The run has not finished every direction yet: no winner counted."))
 
 
 def peers(results: Path) -> str:

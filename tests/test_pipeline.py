@@ -230,14 +230,21 @@ def test_training_is_reused_resumed_or_refused_as_its_record_says(tmp_path, caps
     assert (save / "train.log").read_text() == log and "reusing the model trained earlier" in capsys.readouterr().out
     with pytest.raises(UserError, match=re.escape("--max-update: '3' there, '5' now")):
         train.train(prep, save, [*TINY_MODEL, "--max-update", "5"], precision="fp32")
-    # an interrupted training (no train_info.json, the record unfinished) resumes: fairseq continues its updates
+    # an interrupted training (no train_info.json, the record unfinished) resumes: fairseq continues its updates.
+    # Killed outright (SIGKILL), the record never got that run's minutes: the checkpoint's own count (made 2 minutes
+    # here) is where the resumed run counts from
     record = json.loads((save / train.RUN_RECORD).read_text())
-    (save / train.RUN_RECORD).write_text(json.dumps({**record, "finished": False}))
+    (save / train.RUN_RECORD).write_text(json.dumps({**record, "finished": False, "train_minutes": 0.0}))
     (save / train.INFO_FILE).unlink()
+    import torch
+
+    state = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    state["extra_state"]["previous_training_time"] = 120.0
+    torch.save(state, save / "checkpoint_last.pt")
     resumed = train.train(prep, save, flags, precision="fp32", echo_prefix="t")
     assert "resuming the interrupted training" in capsys.readouterr().out
     assert (save / "train.log").read_text().startswith(log) and "Loaded checkpoint" in (save / "train.log").read_text()
-    assert resumed["train_minutes"] >= info["train_minutes"]
+    assert 2.0 <= resumed["train_minutes"] < 3.0
 
 
 # -- end to end -----------------------------------------------------------------------------------------------------
@@ -279,8 +286,9 @@ def test_translate_reads_stdin_and_gives_one_line_per_line(synthetic_run):
     sources = read_text(data / "test.ka")
     checkpoint = root / "work" / "main" / json.loads((root / "work" / "results.json").read_text())["checkpoint"]["chosen"]
     result = tool("translate", "--prep", root / "work" / "prep", "--checkpoint", checkpoint,
-                  input="\ufeff" + "\r\n".join(sources) + "\r\n")
-    assert result.stdout.splitlines() == (root / "work" / "main" / "test.hyp.hy").read_text().splitlines()
+                  input="\ufeff" + "\r\n".join([*sources[:3], " ", *sources[3:]]) + "\r\n")
+    expected = (root / "work" / "main" / "test.hyp.hy").read_text().splitlines()
+    assert result.stdout.splitlines() == [*expected[:3], "", *expected[3:]]  # an empty line stays empty
     one_line_error(tool("translate", "--prep", root / "work" / "prep", "--checkpoint", checkpoint, "--input",
                         data / "test.ka", "--output", data / "test.ka", check=False), "--output ")
     assert read_text(data / "test.ka") == sources
@@ -397,7 +405,10 @@ def test_translator_gives_fairseq_generates_translations(tmp_path, processing, v
     for old, new in zip(before, ours):
         assert (new.id, new.source, new.reference, new.hypothesis) == (old.id, old.source, old.reference,
                                                                        old.hypothesis)
-        assert new.soft_alignment == old.soft_alignment and old.soft_alignment
+        # fairseq prints six decimals: batches of different shapes may round the last one the other way
+        assert [len(row) for row in new.soft_alignment] == [len(row) for row in old.soft_alignment]
+        assert old.soft_alignment and all(new_row == pytest.approx(old_row, abs=2e-6) for new_row, old_row
+                                          in zip(new.soft_alignment, old.soft_alignment))
         assert abs(float(new.extra["score"]) - float(old.extra["score"])) < 1e-4
     assert [t.extra["text"] for t in ours] == translator.processing.decode([t.hypothesis for t in before], "en")
     # it learnt something (moses-bpe 20-40, SentencePiece's smaller pieces 8 after 100 updates): not empty outputs

@@ -335,12 +335,17 @@ def test_average_refuses_damaged_checkpoints_in_one_line(checkpoint, tmp_path):
     with pytest.raises(UserError, match=re.escape(f"checkpoint '{tmp_path / 'checkpoint3.pt'}' is not a readable")):
         average.main([str(tmp_path), "--last", "3"])
     torch.save({"model": {"x": torch.zeros(2)}}, tmp_path / "checkpoint3.pt")  # readable, another model
-    with pytest.raises(UserError, match="other parameters than"):
+    with pytest.raises(UserError, match="cannot be averaged with .*: task: None there, 'toy_translation' in the first"):
         average.main([str(tmp_path), "--last", "3"])
     (tmp_path / "checkpoint3.pt").write_bytes(data)
-    with pytest.raises(UserError, match="cannot write the averaged checkpoint"):
-        average.main([str(tmp_path), "--last", "2", "--out", str(tmp_path / "missing" / "avg.pt")])
-    assert not list(tmp_path.rglob("*.tmp"))
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(UserError, match=re.escape(f"the averaged checkpoint '{tmp_path / 'a_file' / 'avg.pt'}' cannot "
+                                                  f"be written: '{tmp_path / 'a_file'}' is a file")):
+        average.main([str(tmp_path), "--last", "2", "--out", str(tmp_path / "a_file" / "avg.pt")])
+    before = (tmp_path / "checkpoint2.pt").read_bytes()
+    with pytest.raises(UserError, match="is an input of this command"):  # the output would destroy an input
+        average.main([str(tmp_path), "--last", "2", "--out", str(tmp_path / "checkpoint2.pt")])
+    assert (tmp_path / "checkpoint2.pt").read_bytes() == before and not list(tmp_path.rglob("*.tmp"))
     (tmp_path / "checkpoint3.pt").write_bytes(os.urandom(3000))
     result = run_cli(PIPELINE, "average", tmp_path, "--last", "3", check=False)
     one_line_error(result, f"checkpoint '{tmp_path / 'checkpoint3.pt'}' is not a readable PyTorch checkpoint")

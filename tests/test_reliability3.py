@@ -218,6 +218,16 @@ def test_checkpoints_that_cannot_be_averaged_are_told_apart(checkpoints):
     assert "--attention-type: 'none' there, 'dot' in the first" in checkpoint_differences(states["dot"], states["none"])
 
 
+def test_average_refuses_checkpoints_of_another_task(checkpoints, tmp_path):
+    """Averaging a `reverse` and a `copy` model gave BLEU 0 without a word; now one line, nothing written."""
+    from fairseq_attn_gru.pipeline.average import average_checkpoints
+
+    with pytest.raises(UserError, match=re.escape(f"{str(checkpoints['copy'])!r} cannot be averaged with "
+                                                  f"{str(checkpoints['dot'])!r}: --toy-rule: 'copy' there")):
+        average_checkpoints([checkpoints["dot"], checkpoints["copy"]], tmp_path / "avg.pt")
+    assert not list(tmp_path.iterdir())
+
+
 def test_attention_from_an_ensemble_with_a_model_without_attention_is_refused(checkpoints):
     """Its rows summed to 0.5: fairseq's ensemble averages the attention of the models that have one over all."""
     hub = GRUAttnModel.from_pretrained(str(checkpoints["dot"].parent),

@@ -8,14 +8,13 @@ SAVE_DIR needs fairseq's epoch checkpoints (checkpoint<EPOCH>.pt: train with --k
 every parameter in place of its own, so fairseq-generate and `fairseq-attn-gru evaluate` load it like any checkpoint.
 """
 import argparse
-import contextlib
-import os
 import re
 from pathlib import Path
 from typing import List
 
 import torch
-from ..recipes.cli import fail
+from ..models.trained_on import checkpoint_differences
+from ..recipes.cli import check_output, fail, write_output
 
 from .. import fairseq_fixes  # noqa: F401  (the safe globals torch.load needs for fairseq checkpoints)
 
@@ -49,11 +48,17 @@ def load_checkpoint(path) -> dict:
 
 def average_checkpoints(paths: List[Path], out_path) -> Path:
     """Write a checkpoint whose parameters are the element-wise mean of those in `paths`."""
-    sums, state = {}, None
+    check_output(out_path, "the averaged checkpoint", inputs=paths)  # before the minutes of loading
+    sums, state, first = {}, None, None
     for path in paths:  # one at a time: a checkpoint with optimizer state is 3x the model
         # torch.load as written, not fairseq's load_checkpoint_to_cpu: that turns cfg into an OmegaConf object,
         # which a checkpoint must not hold to load with weights_only=True
         state = load_checkpoint(path)
+        if first is None:  # what the others are compared with, without its tensors
+            first = {key: value for key, value in state.items() if key not in ("model", "last_optimizer_state")}
+        differences = checkpoint_differences(first, state)
+        if differences:  # another task, other dictionaries or architecture: a mean of them translates nothing
+            fail(f"{str(path)!r} cannot be averaged with {str(paths[0])!r}: {'; '.join(differences)}")
         if sums and state["model"].keys() != sums.keys():
             fail(f"{str(path)!r} has other parameters than {str(paths[0])!r}: not checkpoints of one model")
         # before adding: tensors of other shapes could broadcast into a silently wrong mean
@@ -65,22 +70,8 @@ def average_checkpoints(paths: List[Path], out_path) -> Path:
             # float64 sums: the mean of a few float32 values then differs from the exact mean by one rounding
             sums[name] = sums.get(name, 0) + tensor.double()
     state["model"] = {name: (total / len(paths)).to(state["model"][name].dtype) for name, total in sums.items()}
-    write_checkpoint(state, Path(out_path))
-    return Path(out_path)
-
-
-def write_checkpoint(state: dict, out_path: Path) -> None:
-    """Written whole or not at all: to a temporary file, then renamed (no .tmp is left when writing fails)."""
-    temporary = out_path.with_name(out_path.name + ".tmp")
-    try:
-        torch.save(state, temporary)
-        os.replace(temporary, out_path)
-    except Exception as error:  # torch.save wraps an OSError (a full disk) in a RuntimeError
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        cause = error if isinstance(error, OSError) else error.__context__
-        reason = getattr(cause, "strerror", None) or str(error).splitlines()[0]
-        fail(f"cannot write the averaged checkpoint {str(out_path)!r} ({reason})")
+    return write_output(out_path, lambda temporary: torch.save(state, temporary), "the averaged checkpoint",
+                        inputs=paths)
 
 
 def main(argv=None):

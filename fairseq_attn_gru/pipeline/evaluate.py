@@ -98,30 +98,37 @@ class Translator:
             self.hub.cuda()
         self.max_source_tokens = min(model.max_positions()[0] for model in self.hub.models)
 
-    def encode(self, lines: Sequence[str]):
-        """Raw lines -> source token ids (eos last); a line longer than the model takes is named."""
+    def encode(self, lines: Sequence[str], first_line: int = 1):
+        """Raw lines -> source token ids (eos last); a line longer than the model takes is named (numbered from
+        ``first_line``: a chunk of a longer input names its line in the whole)."""
         encoded = [self.hub.src_dict.encode_line(line, add_if_not_exist=False)
                    for line in self.processing.encode(lines, self.source_lang)]
         for i, tokens in enumerate(encoded):
             if len(tokens) > self.max_source_tokens:
-                fail(f"line {i + 1} has {len(tokens)} subword tokens, more than the {self.max_source_tokens} the model "
-                     "takes (its --max-source-positions): split it, or leave it out")
+                fail(f"line {first_line + i} has {len(tokens)} subword tokens, more than the {self.max_source_tokens} "
+                     "the model takes (its --max-source-positions): split it, or leave it out")
         return encoded
 
     def translations(self, sources: Sequence[str], references: Optional[Sequence[str]] = None,
-                     alignment: bool = False, log_prefix=None) -> List[Translation]:
+                     alignment: bool = False, log_prefix=None, first_line: int = 1) -> List[Translation]:
         """Each raw source line's best beam hypothesis, in line order: the Translations hold the subword text of the
         source, the reference (encoded like the training targets) and the hypothesis, the hypothesis's log2 score in
         ``extra["score"]`` and its plain text in ``extra["text"]``, and with ``alignment`` the soft attention
-        (rows: hypothesis tokens + </s>, columns: source tokens + </s>). ``log_prefix``: also writes
-        PREFIX.generate.log in fairseq-generate's S-/T-/H-/D-(/A-) format."""
+        (rows: hypothesis tokens + </s>, columns: source tokens + </s>). An empty line (nothing but whitespace)
+        translates as an empty line, score nan: the model is not asked to make something up. ``log_prefix``: also
+        writes PREFIX.generate.log in fairseq-generate's S-/T-/H-/D-(/A-) format."""
         if references is not None and len(references) != len(sources):
             fail(f"{len(sources)} source lines but {len(references)} references")
-        source_tokens = self.encode(sources)
+        source_tokens = self.encode(sources, first_line)
         reference_text = self.processing.encode(references, self.target_lang) if references is not None else None
+        words = [i for i, tokens in enumerate(source_tokens) if len(tokens) > 1]  # more than </s>
         with _quiet_fairseq():
-            outputs = self.hub.generate(source_tokens, beam=self.beam, lenpen=self.lenpen,
-                                        **({"print_alignment": "soft"} if alignment else {}))
+            generated = self.hub.generate([source_tokens[i] for i in words], beam=self.beam, lenpen=self.lenpen,
+                                          **({"print_alignment": "soft"} if alignment else {})) if words else []
+        no_output = [{"tokens": torch.tensor([], dtype=torch.long), "score": float("nan"), "alignment": None}]
+        outputs = [no_output] * len(source_tokens)
+        for i, hypos in zip(words, generated):
+            outputs[i] = hypos
         src_dict, tgt_dict = self.hub.src_dict, self.hub.tgt_dict
         hypotheses = [tgt_dict.string(hypos[0]["tokens"].int().cpu(), extra_symbols_to_ignore={tgt_dict.eos()})
                       for hypos in outputs]
@@ -144,9 +151,9 @@ class Translator:
             write_text(f"{log_prefix}.generate.log", log)
         return translations
 
-    def translate(self, sources: Sequence[str]) -> List[str]:
-        """Raw source lines -> plain-text translations, one per line."""
-        return [t.extra["text"] for t in self.translations(sources)]
+    def translate(self, sources: Sequence[str], first_line: int = 1) -> List[str]:
+        """Raw source lines -> plain-text translations, one per line (``first_line``: as in ``encode``)."""
+        return [t.extra["text"] for t in self.translations(sources, first_line=first_line)]
 
 
 def score(hypotheses: List[str], references: List[str], target_lang: str) -> dict:
@@ -253,7 +260,7 @@ def translate_main(argv=None):
     translator = translator_from(args)
     translations = []
     for start in range(0, len(sources), CHUNK):
-        translations += translator.translate(sources[start:start + CHUNK])
+        translations += translator.translate(sources[start:start + CHUNK], first_line=start + 1)
         if len(sources) > CHUNK:
             print(f"translated {len(translations):,} of {len(sources):,} lines", file=sys.stderr, flush=True)
     if args.output == "-":

@@ -116,8 +116,8 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
         fail(f"--precision={precision!r} is not allowed: one of {', '.join(PRECISIONS)}")
     if device == "cuda":
         if precision == "bf16":
-            fail("--precision=bf16 is not allowed on a GPU: it is the model's --cpu-bf16; give fairseq's --bf16 or "
-                 "--fp16 among the fairseq-train flags instead")
+            fail("--precision=bf16 is not allowed on a GPU: it is the model's --cpu-bf16; give fairseq's --fp16 or "
+                 "--amp among the fairseq-train flags instead (fairseq-train's --bf16 needs a TPU)")
         return "fp32"
     if precision == "auto":
         use_bf16, why = bf16_decision(BF16_MIN_SPEEDUP)
@@ -137,6 +137,23 @@ def epochs_trained(log: str) -> int:
     """The last epoch fairseq-train finished, from its log (0 when none did)."""
     done = re.findall(r"end of epoch (\d+)", log)
     return int(done[-1]) if done else 0
+
+
+def saved_training_minutes(save_dir: Path) -> float:
+    """fairseq's cumulative training time in SAVE_DIR/checkpoint_last.pt (0 without one): what a resumed run counts
+    from when the previous one was killed outright (SIGKILL, a lost machine) before it could add its own minutes."""
+    path = save_dir / "checkpoint_last.pt"
+    if not path.is_file():
+        return 0.0
+    import torch
+
+    from .. import fairseq_fixes  # noqa: F401  (the safe globals torch.load needs for fairseq checkpoints)
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # a damaged checkpoint is fairseq-train's to report, with its own message
+        return 0.0
+    return round(state.get("extra_state", {}).get("previous_training_time", 0.0) / 60, 2)
 
 
 def train(prep_dir, save_dir, extra_flags=(), minutes=None, precision="auto", threads=None, echo_prefix=None,
@@ -175,6 +192,7 @@ def train(prep_dir, save_dir, extra_flags=(), minutes=None, precision="auto", th
     except OSError as error:
         fail(f"SAVE_DIR {str(save_dir)!r} cannot be created ({error.strerror or error})")
     record = record or {"options": options, "finished": False, "train_minutes": 0.0}
+    record["train_minutes"] = max(record["train_minutes"], saved_training_minutes(save_dir))
     run_record.write_record(save_dir, RUN_RECORD, record)
 
     start = time.time()
