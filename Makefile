@@ -84,13 +84,15 @@ TORCH_NOTE_skip := keep the torch already in $(VENV)/
 
 FORCE:
 
-# The main job: trains none/dot/general/concat on the toy task, writes demo_out/ (about 15 min on 2 cores).
+# The main job: trains none/dot/general/concat on the toy task, writes demo_out/ and results/demo.json (about 11 min
+# on 2 cores; results/demo.json records the last run's machine and time), from which the docs' demo tables are made.
 demo: $(STAMP)
-	$(PY) scripts/demo.py --out-dir demo_out
+	$(PY) scripts/demo.py --out-dir demo_out --results results/demo.json
 
-# Speed: fairseq's lstm vs gru_attn side by side, interleaved and repeated (about 12 min measured on 2 cores).
+# Speed: fairseq's lstm vs gru_attn side by side, interleaved and repeated (about 12 min on 2 cores): bench_out/ and
+# results/bench.json (with the CPU and the matmul peak), from which the docs' speed tables are made.
 bench: $(STAMP)
-	$(PY) benchmarks/bench.py --out-dir bench_out
+	$(PY) benchmarks/bench.py --out-dir bench_out --results results/bench.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

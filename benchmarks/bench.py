@@ -14,7 +14,7 @@ the medians, with its range over the rounds (each round's model against that rou
 measured at the start of every round. When the rounds disagree by more than 10 % (that peak, or a model's training
 ratio to the lstm), another load shared the CPU: the run ends with a warning line, also kept in results.json
 (``noise_warning``). On one shared EPYC fairseq's lstm slowed more than these models, and every ratio came out
-too high (benchmarks/NOTES.md).
+too high (docs/history/benchmarks.md).
 
 FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
 2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
@@ -35,10 +35,14 @@ peaks are the GPU's (torch.mm 8192², torch's default TF32 settings, as in train
 process's, and the rows that exist on CPU only (``_bf16``: --cpu-bf16; ``_int8``: CPU dynamic quantization) are left
 out. scripts/gpu_check.sh runs it so.
 
+``--results FILE`` (``make bench`` gives ``results/bench.json``) also writes the same summary there, with the command,
+the date and the wall-clock minutes: the docs' speed tables are generated from it (scripts/results_tables.py).
+
     python benchmarks/bench.py [--out-dir bench_out] [--repeats 3] [--steps 8] [--models dot,...] [--recipe-env]
-                               [--device cpu|cuda]
+                               [--device cpu|cuda] [--results FILE]
 """
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -348,11 +352,23 @@ def main():
     parser.add_argument("--recipe-env", action="store_true",
                         help="run every model (fairseq's lstm too) in the environment `fairseq-attn-gru train` gives "
                              "fairseq-train: glibc keeping freed memory, OpenMP threads spinning")
+    parser.add_argument("--results", default=None, metavar="FILE",
+                        help="also write the summary here, with the command, date and wall-clock minutes (make bench: "
+                             "results/bench.json, which the docs' speed tables are generated from)")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], args.steps, args.worker[1], device=args.device)
         return
+    started = time.time()
+    if args.results is not None:  # refused before the minutes of measuring, not after
+        from fairseq_attn_gru.errors import UserError
+        from fairseq_attn_gru.recipes.cli import check_output
+
+        try:
+            check_output(args.results, "--results")
+        except UserError as error:
+            sys.exit(f"error: {error}")
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("error: --device=cuda is not allowed here: torch sees no CUDA device (a CPU-only build, or none "
                  "visible)")
@@ -390,7 +406,12 @@ def main():
     if device.type == "cuda":
         results["device"] = torch.cuda.get_device_name(device)
     results["noise_warning"] = noise_warning(results)
+    results.update(command=" ".join(["python", "benchmarks/bench.py", *sys.argv[1:]]),
+                   date=datetime.date.today().isoformat(), wall_minutes=round((time.time() - started) / 60, 1))
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.results is not None:
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(results, indent=2) + "\n")
     cpu = results["cpu"]
     print(f"\nCPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}")
     if device.type == "cuda":
@@ -410,7 +431,7 @@ def main():
               f"{r['beam1_sent_s']:>12.1f}{r['peak_rss_mb']:>9.0f}")
     if results["noise_warning"]:
         print(results["noise_warning"])
-    print(f"wrote {out_dir / 'results.json'}")
+    print(f"wrote {out_dir / 'results.json'}" + (f" and {args.results}" if args.results is not None else ""))
 
 
 if __name__ == "__main__":
