@@ -5,8 +5,8 @@ architecture tables from the configs, the results tables from results/*.json (re
 The help strings live once, in the dataclass fields that fairseq turns into command-line flags
 (``GRUAttnConfig`` for the model, ``ToyTranslationConfig`` for the toy task, ``InverseSqrtPlateauConfig`` for the
 learning-rate schedule); the named architectures' defaults live in ``NAMED_ARCHITECTURES``. Each generated table
-lives in one file (``HOMES``: the architectures in README.md, the model's flags and the schedule's in
-docs/model.md, the toy task's in docs/toy_task.md, the results where RESULT_TABLES says) between two marker comments,
+lives in one file (``HOMES``: the architectures, the model's flags and the schedule's in docs/model.md, the toy
+task's in docs/toy_task.md, the results where RESULT_TABLES says) between two marker comments,
 ``<!-- flags:NAME:start -->`` and ``<!-- flags:NAME:end -->`` (``results:NAME`` for a results table).
 
     python scripts/flags_table.py            # print the tables
@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 #: which file (relative to the checkout) holds each table
 #: the tables of measured figures (built by results_tables.py from results/*.json) and their files
 RESULT_TABLES = {"multi30k-headline": "README.md", "multi30k": "docs/multi30k.md", "text-processing": "docs/pipeline.md",
-                 "peers": "README.md"}
-HOMES = {"architectures": "README.md", "gru_attn": "docs/model.md", "toy_translation": "docs/toy_task.md",
+                 "peers": "README.md", "demo": "README.md", "demo-details": "docs/demo.md", "bench": "README.md",
+                 "bench-details": "docs/speed.md", "bench-int8": "docs/speed.md"}
+HOMES = {"architectures": "docs/model.md", "gru_attn": "docs/model.md", "toy_translation": "docs/toy_task.md",
          "inverse_sqrt_plateau": "docs/model.md", **RESULT_TABLES}
 CHECK_HINT = "run `python scripts/flags_table.py --write`"
 

@@ -88,8 +88,7 @@ def multi30k_headline(results: Path) -> str:
             best = published.get(name)
             beats = best is not None and scores["bleu_tok_lc"] is not None and scores["bleu_tok_lc"] > best[0]
             cells.append(f"{figure(scores['bleu_tok_lc'], beats)} / {figure(scores['sacrebleu'])}")
-        paper = "; ".join(f"{name[5:9]}: {score} ({who})" for name, (score, who) in published.items()) or \
-            "– (this project's earlier recipe: 43.50 / 38.33 sacreBLEU)"
+        paper = "; ".join(f"{name[5:9]}: {score} ({who})" for name, (score, who) in published.items()) or "–"
         rows.append((f"{source}{ARROW}{target}", *cells, paper, f"{machine(run)}; {training(run)}"))
     return markdown_table(("direction", "test_2016_flickr tok-lc / sacreBLEU", "test_2017_flickr tok-lc / sacreBLEU",
                            "best published Multi30k-only single model (tok-lc BLEU)", "our machine, training"), rows)
@@ -154,10 +153,172 @@ def peers(results: Path) -> str:
     harness = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(harness)
     cpu = run["cpu"]
-    return (f"{cpu['cores']}-core {cpu['model']}, fp32 {cpu['fp32_matmul_gflops']:.0f} GFLOP/s:\n\n"
-            + harness.results_table(run) + "\n\n" + "; ".join(harness.targets_lines(run)) + ".")
+    return (f"{cpu_phrase(cpu, cpu.get('fp32_matmul_gflops'))}:\n\n" + harness.results_table(run) + "\n\n"
+            + peers_comparison(harness.targets(run)) + ".")
+
+
+def peers_comparison(measured: dict) -> str:
+    """fairseq-attn-gru against the faster (better) peer, from harness.targets' values: the figures alone."""
+    names = {"train_tok_s_vs_faster_peer": "training tok/s against the faster peer",
+             "beam5_sent_s_vs_faster_peer": "beam-5 sent/s against the faster peer",
+             "test_2016_flickr_sacrebleu_over_better_peer": "test_2016_flickr sacreBLEU over the better peer"}
+    parts = []
+    for key, name in names.items():
+        value = measured.get(key, {}).get("value")
+        shown = "–" if value is None else (f"{value:+.2f}" if key.startswith("test") else f"{value:.2f}×")
+        parts.append(f"{name}: {shown}")
+    return "fairseq-attn-gru's " + "; ".join(parts)
+
+
+# -- make demo (results/demo.json, scripts/demo.py --results) ---------------------------------------------------
+
+#: how long each command took on 2 cores when no results file says it yet
+DEMO_MINUTES, BENCH_MINUTES = 11, 12
+
+
+def cpu_phrase(cpu: dict, fp32_gflops=None) -> str:
+    """'2-core AMD EPYC, fp32 matmul 217 GFLOP/s': the machine a figure was measured on."""
+    peak = f", fp32 matmul {fp32_gflops:.0f} GFLOP/s" if fp32_gflops else ""
+    return f"{cpu['cores']}-core {cpu['model']}{peak}"
+
+
+def minutes_and_seconds(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def demo_options(options: dict) -> str:
+    return (f"toy `{options['rule']}` rule, vocabulary {options['vocab_size']}, lengths {options['min_len']}-"
+            f"{options['max_len']}, {options['train_size']:,} training pairs, {options['epochs']} epochs, "
+            f"{options['test_size']:,} test sentences, beam 5" + (", `--cpu-bf16`" if options.get("cpu_bf16") else ""))
+
+
+def demo_provenance(run: dict) -> str:
+    """Where, when, how and how long: the machine, the date, the command and the wall-clock time."""
+    wall = (f"{minutes_and_seconds(run['wall_seconds'])} in all" if not run["reused"] else
+            f"models reused from an earlier run: {', '.join(run['reused'])}")
+    return (f"{cpu_phrase(run['cpu'], run['cpu'].get('fp32_matmul_gflops'))}, {run['date']}, `{run['command']}` "
+            f"({wall})")
+
+
+def demo(results: Path) -> str:
+    """README: one line, each attention type's BLEU and exact match, with the machine and the time it took."""
+    run = load(results / "demo.json")
+    if run is None:
+        return f"(not run yet: `make demo`, about {DEMO_MINUTES} min on 2 cores)"
+    scores = ", ".join(f"{name} {r['bleu']:.2f} ({100 * r['exact_match']:.1f} %)" for name, r in run["types"].items())
+    seconds = [r["train_seconds"] for r in run["types"].values()]
+    return (f"BLEU (exact match) by attention: {scores}; {min(seconds):.0f}-{max(seconds):.0f} s of training each; "
+            f"{demo_provenance(run)}.")
+
+
+def demo_details(results: Path) -> str:
+    """docs/demo.md: every figure of the last `make demo`, sacreBLEU by source length too."""
+    run = load(results / "demo.json")
+    if run is None:
+        return f"(no results/demo.json yet: `make demo`, about {DEMO_MINUTES} min on 2 cores)"
+    rows = [(name, f"`{r['arch']}`", f"{r['params']:,}", f"{r['train_seconds']:.1f}", f"{r['bleu']:.2f}",
+             f"{r['sacrebleu']:.2f}", f"{100 * r['exact_match']:.1f}%") for name, r in run["types"].items()]
+    buckets = list(dict.fromkeys(b for r in run["types"].values() for b in r["sacrebleu_by_length"]))
+    by_length = [(name, *(f"{r['sacrebleu_by_length'][b]:.1f}" if b in r["sacrebleu_by_length"] else "–"
+                          for b in buckets)) for name, r in run["types"].items()]
+    return (f"{demo_options(run['options'])}; {demo_provenance(run)}.\n\n"
+            + markdown_table(("attention", "arch", "params", "train seconds", "BLEU (fairseq-score)", "sacreBLEU",
+                              "exact match"), rows)
+            + "\n\nsacreBLEU by source length (words):\n\n" + markdown_table(("attention", *buckets), by_length)
+            + f"\n\nsacreBLEU signature: `{run['sacrebleu_signature']}`")
+
+
+# -- make bench (results/bench.json, benchmarks/bench.py --results) ---------------------------------------------
+
+BENCH_NAMES = {"fairseq_lstm": "fairseq `lstm`", "cgru": "cgru (concat, `--decoder-style cgru`)",
+               "nematus": "nematus (cgru + layer norm, `gru_nematus`)", "dot_bf16": "dot, `--cpu-bf16`"}
+#: the README's rows: the baseline, the fastest and the slowest score, bf16
+BENCH_README_ROWS = ("fairseq_lstm", "dot", "concat", "dot_bf16")
+
+
+def bench_name(name: str) -> str:
+    return BENCH_NAMES.get(name, name)
+
+
+def number(value, digits=0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(value) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def bench_provenance(run: dict) -> str:
+    rounds = len(run.get("sgemm_gflops_rounds", [])) or "?"
+    where = run.get("device") or cpu_phrase(run["cpu"], run.get("sgemm_gflops"))
+    line = (f"`make bench` on a {where}, {run.get('date', 'date not recorded')}, medians of {rounds} rounds, "
+            f"{number(run.get('wall_minutes'))} min: `{run.get('command', 'python benchmarks/bench.py')}`")
+    return line + (f". {run['noise_warning']}" if run.get("noise_warning") else "")
+
+
+def bench(results: Path) -> str:
+    """README: training and beam-5 speed against fairseq's lstm, a few rows."""
+    run = load(results / "bench.json")
+    if run is None:
+        return f"(not run yet: `make bench`, about {BENCH_MINUTES} min on 2 cores)"
+    models = run["models"]
+    rows = [(bench_name(name), number(models[name]["train_tok_s"]), ratio(models[name].get("train_ratio_vs_lstm")),
+             number(models[name]["beam5_sent_s"], 1), ratio(models[name].get("beam5_ratio_vs_lstm")))
+            for name in BENCH_README_ROWS if name in models]
+    return (markdown_table(("model", "train tok/s", "vs lstm", "beam-5 sent/s", "vs lstm"), rows)
+            + f"\n\n{bench_provenance(run)}.")
+
+
+def bench_details(results: Path) -> str:
+    """docs/speed.md: every trained row of the last `make bench`, and what --cpu-bf16 bought on that machine."""
+    run = load(results / "bench.json")
+    if run is None:
+        return f"(no results/bench.json yet: `make bench`, about {BENCH_MINUTES} min on 2 cores)"
+    models = run["models"]
+    rows = []
+    for name, r in models.items():
+        if r["train_tok_s"] is None:  # int8: decoding only, in the int8 table
+            continue
+        low_high = r.get("train_ratio_vs_lstm_range")
+        utilisation = "–" if r["utilization"] is None else f"{100 * r['utilization']:.0f}%" + (
+            " of bf16 peak" if name.endswith("_bf16") else "")
+        rows.append((bench_name(name), f"{r['params']:,}", number(r["train_tok_s"]),
+                     ratio(r.get("train_ratio_vs_lstm")), f"{low_high[0]:.2f}-{low_high[1]:.2f}" if low_high else "–",
+                     utilisation, number(r["beam5_sent_s"], 1), ratio(r.get("beam5_ratio_vs_lstm")),
+                     number(r["beam1_sent_s"], 1), number(r["peak_rss_mb"])))
+    text = (f"{bench_provenance(run)}; bf16 matmul peak {number(run.get('bf16_gemm_gflops'))} GFLOP/s.\n\n"
+            + markdown_table(("model", "params", "train tok/s", "vs lstm", "rounds", "FLOP utilisation",
+                              "beam-5 sent/s", "vs lstm", "greedy sent/s", "peak RSS MB"), rows))
+    fp32, bf16 = models.get("dot"), models.get("dot_bf16")
+    if fp32 and bf16 and fp32["train_tok_s"] and bf16["train_tok_s"]:
+        text += (f"\n\n`--cpu-bf16` on this machine: dot trains at {bf16['train_tok_s'] / fp32['train_tok_s']:.2f}× "
+                 f"and decodes (beam 5) at {bf16['beam5_sent_s'] / fp32['beam5_sent_s']:.2f}× its fp32 speed.")
+    return text
+
+
+def bench_int8(results: Path) -> str:
+    """docs/speed.md: each int8 row against the same model in fp32, from the same run."""
+    run = load(results / "bench.json")
+    if run is None:
+        return f"(no results/bench.json yet: `make bench`, about {BENCH_MINUTES} min on 2 cores)"
+    models = run["models"]
+    rows = []
+    for name, r in models.items():
+        fp32 = models.get(name[: -len("_int8")]) if name.endswith("_int8") else None
+        if fp32 is None:
+            continue
+        rows.append((name[: -len("_int8")], number(fp32["beam5_sent_s"], 1), number(r["beam5_sent_s"], 1),
+                     f"**{ratio(r.get('beam5_ratio_vs_fp32'))}**", number(fp32["beam1_sent_s"], 1),
+                     number(r["beam1_sent_s"], 1), f"**{ratio(r.get('beam1_ratio_vs_fp32'))}**",
+                     number(r["peak_rss_mb"])))
+    if not rows:
+        return "(the last `make bench` had no int8 rows)"
+    return markdown_table(("attention", "beam-5 sent/s fp32", "int8", "int8 / fp32", "greedy sent/s fp32", "int8",
+                           "int8 / fp32", "int8 peak RSS MB"), rows) + "\n\nSame run: " + bench_provenance(run) + "."
 
 
 #: marker name -> builder; flags_table.py's HOMES says which file holds each
 TABLES = {"multi30k-headline": multi30k_headline, "multi30k": multi30k_details, "text-processing": text_processing,
-          "peers": peers}
+          "peers": peers, "demo": demo, "demo-details": demo_details, "bench": bench, "bench-details": bench_details,
+          "bench-int8": bench_int8}

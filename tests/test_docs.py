@@ -1,7 +1,11 @@
-"""The README and docs/ stay true to the code: generated tables, size budget, links, the list of fairseq fixes.
+"""The README and docs/ stay true to the code and the results files: generated tables (and their builders against
+tables written out by hand), size budget (with every results file filled in), links and anchors, the list of fairseq
+fixes.
 
-Fast on purpose (a few seconds): everything runs in-process except one run of the script as a user runs it.
+Fast on purpose (a few seconds): everything runs in-process except one run of the script as a user runs it. The
+README's commands themselves run in test_readme.py.
 """
+import json
 import re
 import subprocess
 import sys
@@ -16,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs"
 README_MAX_CHARS = 12_000
-#: a markdown link's target, without its #anchor: [text](target#anchor)
-LINK = re.compile(r"\]\(([^)\s#]*)(?:#[^)\s]*)?\)")
+#: a markdown link's target and its #anchor: [text](target#anchor)
+LINK = re.compile(r"\]\(([^)\s#]*)(?:#([^)\s]*))?\)")
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +44,28 @@ def fix_name(module) -> str:
     return module.__name__.rsplit(".", 1)[1]
 
 
+def local_links(markdown: str):
+    """(target, anchor) of every relative link outside code blocks; target "" is the page itself. Web addresses are
+    not files to check."""
+    return [(target, anchor) for target, anchor in LINK.findall(FENCE.sub("", markdown))
+            if not re.match(r"[a-z]+:", target)]
+
+
 def local_link_targets(markdown: str):
     """Relative link targets: web addresses and same-page anchors are not files to check."""
-    return [t for t in LINK.findall(markdown) if t and not re.match(r"[a-z]+:", t)]
+    return [target for target, _ in local_links(markdown) if target]
+
+
+def heading_anchors(markdown: str) -> set:
+    """The #anchors GitHub gives a page's headings: lowercased, punctuation other than - and _ dropped, spaces to
+    hyphens, a repeated heading numbered -1, -2, ..."""
+    anchors, counts = set(), {}
+    for heading in re.findall(r"^#{1,6} +(.+?) *#*$", FENCE.sub("", markdown), re.MULTILINE):
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link in a heading: its text
+        slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+        anchors.add(slug if slug not in counts else f"{slug}-{counts[slug]}")
+        counts[slug] = counts.get(slug, 0) + 1
+    return anchors
 
 
 # -- generated tables -----------------------------------------------------------------------------------------
@@ -120,8 +144,6 @@ def test_readme_is_a_short_guide(readme_text):
 def test_docs_links_in_readme_point_at_files(readme_text):
     targets = [t for t in local_link_targets(readme_text) if t.startswith("docs/")]
     assert targets, "README.md links to no docs/ page"
-    missing = [t for t in targets if not (REPO / t).is_file()]
-    assert not missing, f"README.md links to missing docs: {missing}"
 
 
 def test_every_docs_page_is_linked_from_readme(readme_text):
@@ -131,11 +153,27 @@ def test_every_docs_page_is_linked_from_readme(readme_text):
     assert not orphans, f"docs pages not linked from README.md: {orphans}"
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
-def test_relative_links_in_docs_resolve(page):
-    text = (DOCS / page).read_text(encoding="utf-8")
-    missing = [t for t in local_link_targets(text) if not (DOCS / t).exists()]
-    assert not missing, f"docs/{page} links to missing files: {missing}"
+def test_the_heading_anchors_are_githubs():
+    page = "# Speed\n## `--cpu-bf16`\n## `make bench`: fairseq's `lstm`, 2× [faster](x.md)\n```\n# not a heading\n```\n## Speed\n"
+    assert heading_anchors(page) == {"speed", "--cpu-bf16", "make-bench-fairseqs-lstm-2-faster", "speed-1"}
+
+
+MARKDOWN_PAGES = ["README.md", *sorted(str(p.relative_to(REPO)) for p in DOCS.rglob("*.md"))]
+
+
+@pytest.mark.parametrize("page", MARKDOWN_PAGES)
+def test_relative_links_resolve_to_files_and_headings(page):
+    """Every relative link of README.md and docs/**/*.md names an existing file and, with an #anchor into a markdown
+    page, one of that page's headings."""
+    path = REPO / page
+    broken = []
+    for target, anchor in local_links(path.read_text(encoding="utf-8")):
+        linked = (path.parent / target).resolve() if target else path
+        if not linked.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked.read_text(encoding="utf-8")):
+            broken.append(f"{target}#{anchor} (no such heading)")
+    assert not broken, f"{page}: broken links: {broken}"
 
 
 # -- fairseq fixes ----------------------------------------------------------------------------------------
@@ -155,3 +193,154 @@ def test_fixes_page_lists_every_fix_with_its_scope():
         assert row, f"docs/fairseq_fixes.md has no table row for {name}"
         assert row.group(1) == fix.SCOPE, f"{name}: docs say {row.group(1)}, the module says {fix.SCOPE}"
         assert re.search(rf"^### {name}$", text, re.MULTILINE), f"docs/fairseq_fixes.md has no section for {name}"
+
+
+# -- results tables: the builders against tables written out by hand, and the README once every file is filled ------
+
+def made_up_demo():
+    type_run = lambda arch, params, seconds, bleu, exact: {  # noqa: E731
+        "arch": arch, "params": params, "train_seconds": seconds, "bleu": bleu, "sacrebleu": bleu,
+        "exact_match": exact, "sacrebleu_by_length": {"3-8": bleu + 0.04, "9-14": bleu - 1}}
+    return {"command": "python scripts/demo.py --out-dir demo_out --results results/demo.json", "date": "2026-12-04",
+            "cpu": {"model": "Test CPU", "cores": 2, "flags": [], "fp32_matmul_gflops": 216.6,
+                    "bf16_matmul_gflops": 880.0},
+            "options": {"rule": "translate", "vocab_size": 100, "min_len": 3, "max_len": 30, "train_size": 12000,
+                        "test_size": 500, "epochs": 18, "seed": 1, "lr": 0.003, "clip_norm": 5.0, "cpu_bf16": False},
+            "wall_seconds": 644.4, "reused": [], "sacrebleu_signature": "nrefs:1|tok:13a",
+            "types": {"none": type_run("gru_seq2seq", 633320, 133.5, 2.42, 0.01),
+                      "dot": type_run("gru_attn_dot", 666088, 144.14, 99.394, 0.972)}}
+
+
+def made_up_bench():
+    model = lambda tok_s, ratio, beam5, beam5_ratio, **more: {  # noqa: E731
+        "params": 12460784, "train_tok_s": tok_s, "utilization": 0.781 if tok_s else None, "beam5_sent_s": beam5,
+        "beam1_sent_s": 2 * beam5, "peak_rss_mb": 1233.4, "train_ratio_vs_lstm": ratio,
+        **({"train_ratio_vs_lstm_range": [ratio - 0.02, ratio + 0.03]} if tok_s else {}),
+        "beam5_ratio_vs_lstm": beam5_ratio, **more}
+    return {"cpu": {"model": "Test CPU", "cores": 2, "flags": ["avx2"]}, "recipe_env": False, "sgemm_gflops": 221.96,
+            "bf16_gemm_gflops": 883.0, "sgemm_gflops_rounds": [220.0, 222.0, 221.9], "bf16_gemm_gflops_rounds": [883.0],
+            "models": {"fairseq_lstm": model(1490.0, 1.0, 35.0, 1.0), "dot": model(2638.3, 1.77, 113.3, 3.24),
+                       "dot_bf16": model(6286.0, 4.22, 232.8, 6.66),
+                       "dot_int8": model(None, None, 294.1, 8.4, beam5_ratio_vs_fp32=2.6, beam1_ratio_vs_fp32=2.5)},
+            "noise_warning": None, "command": "python benchmarks/bench.py --out-dir bench_out --results results/bench.json",
+            "date": "2026-12-04", "wall_minutes": 12.3}
+
+
+def write_results(root: Path, **files) -> Path:
+    results = root / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (results / f"{name}.json").write_text(json.dumps(content), encoding="utf-8")
+    return results
+
+
+@pytest.fixture(scope="module")
+def results_tables():
+    return load_script("scripts/results_tables.py")
+
+
+def test_demo_tables_from_a_made_up_results_file(results_tables, tmp_path):
+    results = write_results(tmp_path, demo=made_up_demo())
+    provenance = ("toy `translate` rule, vocabulary 100, lengths 3-30, 12,000 training pairs, 18 epochs, 500 test "
+                  "sentences, beam 5; 2-core Test CPU, fp32 matmul 217 GFLOP/s, 2026-12-04, `python scripts/demo.py "
+                  "--out-dir demo_out --results results/demo.json` (10 min 44 s in all)")
+    assert results_tables.demo(results) == (
+        "BLEU (exact match) by attention: none 2.42 (1.0 %), dot 99.39 (97.2 %); 134-144 s of training each; "
+        + provenance.split("; ", 1)[1] + ".")
+    assert results_tables.demo_details(results) == f"""{provenance}.
+
+| attention | arch | params | train seconds | BLEU (fairseq-score) | sacreBLEU | exact match |
+|---|---|---|---|---|---|---|
+| none | `gru_seq2seq` | 633,320 | 133.5 | 2.42 | 2.42 | 1.0% |
+| dot | `gru_attn_dot` | 666,088 | 144.1 | 99.39 | 99.39 | 97.2% |
+
+sacreBLEU by source length (words):
+
+| attention | 3-8 | 9-14 |
+|---|---|---|
+| none | 2.5 | 1.4 |
+| dot | 99.4 | 98.4 |
+
+sacreBLEU signature: `nrefs:1|tok:13a`"""
+    reused = {**made_up_demo(), "reused": ["none"]}
+    assert "(models reused from an earlier run: none)" in results_tables.demo(write_results(tmp_path, demo=reused))
+
+
+def test_bench_tables_from_a_made_up_results_file(results_tables, tmp_path):
+    results = write_results(tmp_path, bench=made_up_bench())
+    provenance = ("`make bench` on a 2-core Test CPU, fp32 matmul 222 GFLOP/s, 2026-12-04, medians of 3 rounds, 12 min: "
+                  "`python benchmarks/bench.py --out-dir bench_out --results results/bench.json`")
+    assert results_tables.bench(results) == f"""| model | train tok/s | vs lstm | beam-5 sent/s | vs lstm |
+|---|---|---|---|---|
+| fairseq `lstm` | 1,490 | 1.00 | 35.0 | 1.00 |
+| dot | 2,638 | 1.77 | 113.3 | 3.24 |
+| dot, `--cpu-bf16` | 6,286 | 4.22 | 232.8 | 6.66 |
+
+{provenance}."""
+    assert results_tables.bench_details(results) == f"""{provenance}; bf16 matmul peak 883 GFLOP/s.
+
+| model | params | train tok/s | vs lstm | rounds | FLOP utilisation | beam-5 sent/s | vs lstm | greedy sent/s | peak RSS MB |
+|---|---|---|---|---|---|---|---|---|---|
+| fairseq `lstm` | 12,460,784 | 1,490 | 1.00 | 0.98-1.03 | 78% | 35.0 | 1.00 | 70.0 | 1,233 |
+| dot | 12,460,784 | 2,638 | 1.77 | 1.75-1.80 | 78% | 113.3 | 3.24 | 226.6 | 1,233 |
+| dot, `--cpu-bf16` | 12,460,784 | 6,286 | 4.22 | 4.20-4.25 | 78% of bf16 peak | 232.8 | 6.66 | 465.6 | 1,233 |
+
+`--cpu-bf16` on this machine: dot trains at 2.38× and decodes (beam 5) at 2.05× its fp32 speed."""
+    assert results_tables.bench_int8(results) == f"""\
+| attention | beam-5 sent/s fp32 | int8 | int8 / fp32 | greedy sent/s fp32 | int8 | int8 / fp32 | int8 peak RSS MB |
+|---|---|---|---|---|---|---|---|
+| dot | 113.3 | 294.1 | **2.60** | 226.6 | 588.2 | **2.50** | 1,233 |
+
+Same run: {provenance}."""
+    noisy = {**made_up_bench(), "noise_warning": "warning: the rounds disagree"}
+    assert results_tables.bench(write_results(tmp_path, bench=noisy)).endswith(". warning: the rounds disagree.")
+
+
+def test_each_results_table_says_which_command_fills_it_before_it_has_run(results_tables, tmp_path):
+    results = write_results(tmp_path)
+    assert results_tables.demo(results) == "(not run yet: `make demo`, about 11 min on 2 cores)"
+    assert results_tables.bench(results) == "(not run yet: `make bench`, about 12 min on 2 cores)"
+    for builder in (results_tables.demo_details, results_tables.bench_details, results_tables.bench_int8):
+        assert builder(results).startswith("(no results/") and "`make " in builder(results)
+
+
+#: /proc/cpuinfo's model name on a cloud machine
+CPU_NAME = "AMD EPYC 7R13 Processor"
+
+
+def made_up_multi30k(source, target):
+    scores = {"sacrebleu": 41.23, "chrf": 65.43, "bleu_tok_lc": 43.21}
+    tests = {"test_2016_flickr": scores, **({"test_2017_flickr": scores} if target != "cs" else {})}
+    return {"source_lang": source, "target_lang": target, "tests": tests, "epochs": 23, "precision": "bf16",
+            "train_minutes": 57.9, "checkpoint": {"chosen": "checkpoint_avg5.pt", "val_sacrebleu": {
+                "checkpoint_best.pt": 44.0, "checkpoint_avg5.pt": 44.5}},
+            "prep": {"text_processing": "moses-bpe", "vocab": "joint"},
+            "cpu": {"model": CPU_NAME, "cores": 2, "fp32_matmul_gflops": 216.6},
+            "command": f"fairseq-attn-gru run --source-lang {source} --target-lang {target} --data /data/multi30k "
+                       f"--work multi30k_work/{source}-{target} --results results/multi30k_{source}-{target}.json "
+                       "--minutes 58"}
+
+
+def made_up_peers():
+    entry = lambda tok_s, beam, bleu: {  # noqa: E731
+        "version": "2.3.0", "matched": {"train_tok_s": tok_s, "beam5_sent_s": beam, "greedy_sent_s": beam * 2,
+                                        "peak_rss_mb": 1234.0},
+        "budget": {"test_2016_flickr_sacrebleu": bleu, "test_2017_flickr_sacrebleu": bleu - 5}}
+    return {"cpu": {"model": CPU_NAME, "cores": 2, "fp32_matmul_gflops": 216.6},
+            "settings": {"budget_minutes": 20, "direction": "de-en"},
+            "fairseq_attn_gru": entry(3456.0, 123.4, 38.12), "joeynmt": entry(1234.0, 45.6, 30.12),
+            "opennmt_py": entry(2345.0, 67.8, 37.12)}
+
+
+def test_the_readme_stays_within_its_budget_once_every_results_file_is_filled(flags_table, results_tables,
+                                                                               readme_text, tmp_path):
+    """The tables grow when the runs fill them: the README must have room for that now, not after the runs.
+    Made-up results with a CPU name of the usual length."""
+    demo = {**made_up_demo(), "cpu": {**made_up_demo()["cpu"], "model": CPU_NAME}}
+    multi30k = {f"multi30k_{s}-{t}": made_up_multi30k(s, t) for s, t in results_tables.DIRECTIONS}
+    write_results(tmp_path, demo=demo, bench=made_up_bench(), peers=made_up_peers(), **multi30k)
+    tables = flags_table.generated_tables(tmp_path)
+    filled = flags_table.updated_text(readme_text, flags_table.tables_by_file(tables)["README.md"])
+    assert "not run yet" not in filled and "no results/" not in filled
+    assert len(filled) <= README_MAX_CHARS, (
+        f"README.md would have {len(filled)} characters once the results files are filled (limit {README_MAX_CHARS})")
