@@ -5,7 +5,7 @@ and tens of MB per beam-search step. Written as plain tensor ops, it is allocate
 tanh, which autograd keeps) and the backward makes three more tensors that size. Allocations that large come fresh
 from the OS and are zero-filled page by page, and PyTorch's CPU tanh is slow: on a 2-core EPYC, adding into a
 fresh tensor took 35 ms where adding into an existing one took 4.5 ms, and tanh took 7× as long as a sigmoid
-(benchmarks/NOTES.md). Here the score runs over blocks of at most ``BLOCK_ELEMENTS`` elements in one reused buffer,
+(docs/history/benchmarks.md). Here the score runs over blocks of at most ``BLOCK_ELEMENTS`` elements in one reused buffer,
 through the sigmoid (tanh x = 2σ(2x) − 1), and the backward recomputes each block instead of keeping the 4-D tensor.
 
 Equations, with q = W₁ s (B, T, A), k = W₂ h (B, S, A), σ[b,t,s,:] = σ(2 q[b,t,:] + 2 k[b,s,:]), so u = tanh(q + k)

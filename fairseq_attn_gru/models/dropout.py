@@ -1,7 +1,7 @@
 """Dropout with a cheaper mask: 32 random bits per element, two per 64-bit draw, instead of ``bernoulli_``.
 
 Why it exists: on CPU, ``F.dropout`` draws its mask with ``bernoulli_``, one generator call per element; that was
-4.6 % of a training step of the bench's dot model (benchmarks/NOTES.md). ``random_`` on int64 fills two 32-bit
+4.6 % of a training step of the bench's dot model (docs/history/benchmarks.md). ``random_`` on int64 fills two 32-bit
 words per call. An element is kept when its word is at least round(p·2³²) above the smallest int32, so
 P(drop) = round(p·2³²) / 2³², within 2⁻³³ of p (``torch.rand``'s floats come in steps of 2⁻²⁴). Kept elements are
 scaled by 1/(1 − p), as ``F.dropout`` does, so the expectation is unchanged; the generator is PyTorch's default

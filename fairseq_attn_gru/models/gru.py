@@ -3,7 +3,7 @@
 Same parameters and same maths as ``nn.GRU`` (it runs on an ``nn.GRU``'s weights). Why it exists: on CPU,
 ``nn.GRU`` over a packed batch runs its backward through autograd, and the backward of every step's slice of
 the packed input gates allocates and zero-fills a tensor as large as the whole packed input: work that grows with
-the square of the length (``aten::fill_`` took 31 % of a packed GRU's profile; benchmarks/NOTES.md). Here the
+the square of the length (``aten::fill_`` took 31 % of a packed GRU's profile; docs/history/benchmarks.md). Here the
 backward is one loop over the steps and a single (3H, T·B) @ (T·B, H) product for the recurrent weight
 gradient. The input projections of all steps are one matmul, forward and backward, as in ``nn.GRU``.
 

@@ -38,7 +38,7 @@ RUN_RECORD = "train_run.json"
 INFO_FILE = "train_info.json"
 # glibc keeps the memory each batch frees instead of handing it back to the OS (and faulting it in again), and
 # OpenMP threads spin between the decoder's many small per-step ops instead of sleeping: together 2,518 -> 2,995
-# tok/s on a 2-core Xeon (benchmarks/NOTES.md). Variables already set in the environment win.
+# tok/s on a 2-core Xeon (docs/history/benchmarks.md). Variables already set in the environment win.
 TRAIN_ENV = {"MALLOC_TRIM_THRESHOLD_": "1000000000", "MALLOC_MMAP_THRESHOLD_": "1000000000",
              "MALLOC_TOP_PAD_": "1000000000", "OMP_WAIT_POLICY": "ACTIVE"}
 
