@@ -155,9 +155,10 @@ BAD_INPUT = [  # (what is damaged, the arguments' change, the message's start)
     ("empty test set", lambda d: (d / "test_2016_flickr.en").write_text(""), [], "'{d}/test_2016_flickr.en' is empty"),
     ("same languages", None, ["--target-lang", "de"], "--source-lang and --target-lang are both 'de'"),
     ("bad code", None, ["--source-lang", "de-AT"], "--source-lang='de-AT' is not allowed: a language code"),
-    ("unknown to sacremoses", None, ["--source-lang", "ka"], "--source-lang='ka': sacremoses has no tokenisation"),
-    ("other way's size", None, ["--sentencepiece-vocab", "100"],
-     "--sentencepiece-vocab is not allowed with --text-processing moses-bpe"),
+    ("unknown to sacremoses", None, ["--text-processing", "moses-bpe", "--source-lang", "ka"],
+     "--source-lang='ka': sacremoses has no tokenisation"),
+    ("other way's size", None, ["--bpe-merges", "100"],
+     "--bpe-merges is not allowed with --text-processing sentencepiece"),
 ]
 
 
@@ -191,7 +192,7 @@ def test_crlf_and_a_byte_order_mark_prepare_as_the_same_text(tmp_path):
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
     for data in (unix, windows):
         prepare.main(["--source-lang", "de", "--target-lang", "en", "--data", str(data), "--out",
-                      str(tmp_path / f"{data.name}_prep"), "--bpe-merges", "50"])
+                      str(tmp_path / f"{data.name}_prep"), "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     for name in ("text/train.de", "text/valid.en", "bin/dict.de.txt", "bpe.codes"):
         assert (tmp_path / "windows_prep" / name).read_bytes() == (tmp_path / "unix_prep" / name).read_bytes(), name
 
@@ -199,20 +200,20 @@ def test_crlf_and_a_byte_order_mark_prepare_as_the_same_text(tmp_path):
 def test_prepare_reuses_its_output_and_refuses_other_settings_or_input(tmp_path, capsys):
     data, out = german_english(tmp_path / "data"), tmp_path / "prep"
     args = ["--source-lang", "de", "--target-lang", "en", "--data", str(data), "--out", str(out)]
-    prepare.main([*args, "--bpe-merges", "50"])
+    prepare.main([*args, "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     made = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
-    prepare.main([*args, "--bpe-merges", "50"])
+    prepare.main([*args, "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     assert "is prepared with these settings and inputs: reusing it" in capsys.readouterr().out
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == made
     with pytest.raises(UserError, match=re.escape("subword_size 50 then, 60 now")):
-        prepare.main([*args, "--bpe-merges", "60"])
+        prepare.main([*args, "--text-processing", "moses-bpe", "--bpe-merges", "60"])
     (data / "train.en").write_text((data / "train.en").read_text().replace("dog", "hound"))
     with pytest.raises(UserError, match=re.escape(f"the train .en file's content ({data / 'train.en'})")):
-        prepare.main([*args, "--bpe-merges", "50"])
+        prepare.main([*args, "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="exists and is not a `fairseq-attn-gru prepare` output"):
-        prepare.main([*args[:-1], str(tmp_path / "other"), "--bpe-merges", "50"])
+        prepare.main([*args[:-1], str(tmp_path / "other"), "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == made
 
@@ -220,7 +221,7 @@ def test_prepare_reuses_its_output_and_refuses_other_settings_or_input(tmp_path,
 def test_training_is_reused_resumed_or_refused_as_its_record_says(tmp_path, capsys):
     data, prep = german_english(tmp_path / "data"), tmp_path / "prep"
     prepare.main(["--source-lang", "de", "--target-lang", "en", "--data", str(data), "--out", str(prep),
-                  "--bpe-merges", "50"])
+                  "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     flags = [*TINY_MODEL, "--max-update", "3"]
     save = tmp_path / "main"
     info = train.train(prep, save, flags, precision="fp32", echo_prefix="t")
@@ -296,7 +297,8 @@ def test_translate_reads_stdin_and_gives_one_line_per_line(synthetic_run):
 
 def test_moses_refuses_the_script_and_names_the_way_that_works(tmp_path):
     one_line_error(tool("prepare", "--source-lang", "ka", "--target-lang", "hy", "--train", tmp_path / "t",
-                        "--valid", tmp_path / "v", "--out", tmp_path / "p", check=False),
+                        "--valid", tmp_path / "v", "--out", tmp_path / "p", "--text-processing", "moses-bpe",
+                        check=False),
                    "--source-lang='ka': sacremoses has no tokenisation rules for it")
     assert not (tmp_path / "p").exists()
 
@@ -308,8 +310,8 @@ def multi30k_run(tmp_path_factory):
         pytest.skip(f"needs the raw Multi30k files in {MULTI30K}")
     work = tmp_path_factory.mktemp("en_fr")
     args = ["run", "--source-lang", "en", "--target-lang", "fr", "--data", MULTI30K, "--work", work, "--limit", 200,
-            "--bpe-merges", 500, "--minutes", 2, "--max-epoch", 8, "--precision", "fp32", "--models", 2, *TINY_MODEL,
-            "--lr", "0.005", "--warmup-updates", "20"]  # 8 epochs: it learns to end its sentences (faster beam search)
+            "--text-processing", "moses-bpe", "--bpe-merges", 500, "--minutes", 2, "--max-epoch", 8, "--precision",
+            "fp32", "--models", 2, *TINY_MODEL, "--lr", "0.005", "--warmup-updates", "20"]  # 8 epochs: it learns to end its sentences (faster beam search)
     return work, args, tool(*args)
 
 

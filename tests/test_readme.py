@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 README = REPO / "README.md"
 SECTIONS = ("Quick start", "Your own parallel text")
 #: appended to the README's `fairseq-attn-gru run`: seconds of training of a tiny model, fp32 (no bf16 probe)
-SHORTENED_RUN = ["--minutes", "0.2", "--max-update", "30", "--precision", "fp32", "--bpe-merges", "50",
+SHORTENED_RUN = ["--minutes", "0.2", "--max-update", "30", "--precision", "fp32", "--text-processing", "moses-bpe", "--bpe-merges", "50",
                  "--encoder-embed-dim", "16", "--encoder-hidden-size", "16", "--encoder-layers", "1",
                  "--decoder-embed-dim", "16", "--decoder-hidden-size", "32", "--decoder-layers", "1",
                  "--decoder-out-embed-dim", "16"]

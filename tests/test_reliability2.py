@@ -365,7 +365,7 @@ def prepared(tmp_path):
     from fairseq_attn_gru.pipeline import prepare
 
     data = raw_multi30k(tmp_path / "data")
-    prepare.main([*LANGS, "--data", str(data), "--out", str(tmp_path / "work" / "prep"), "--bpe-merges", "10"])
+    prepare.main([*LANGS, "--data", str(data), "--out", str(tmp_path / "work" / "prep"), "--text-processing", "moses-bpe", "--bpe-merges", "10"])
     return data, tmp_path / "work"
 
 
@@ -399,7 +399,7 @@ def test_run_scores_every_test_pair_it_finds(prepared, monkeypatch, capsys):
 
     monkeypatch.setattr(run, "score_splits", fake_scores)
     results_path = work / "r.json"
-    run.main([*LANGS, "--data", str(data), "--work", str(work), "--bpe-merges", "10", "--results", str(results_path),
+    run.main([*LANGS, "--data", str(data), "--work", str(work), "--text-processing", "moses-bpe", "--bpe-merges", "10", "--results", str(results_path),
               "--attention-type", "none"])
     assert scored == ["test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr"]
     assert f"note: {data / 'test_2019_extra'} has no .en file: not a de-en test set" in capsys.readouterr().out
@@ -432,7 +432,7 @@ def test_run_names_a_damaged_checkpoint_in_one_line(checkpoint, prepared, monkey
     (main_dir / "checkpoint_best.pt").write_bytes(good)
     (main_dir / "checkpoint1.pt").write_bytes(good)
     (main_dir / "checkpoint2.pt").write_bytes(os.urandom(3000))
-    args = [*LANGS, "--data", str(data), "--work", str(work), "--bpe-merges", "10", "--results", str(work / "r.json")]
+    args = [*LANGS, "--data", str(data), "--work", str(work), "--text-processing", "moses-bpe", "--bpe-merges", "10", "--results", str(work / "r.json")]
     with pytest.raises(UserError, match=re.escape(f"checkpoint '{main_dir / 'checkpoint2.pt'}' is not a readable")):
         run.main([*args, "--average-last", "2"])
     (main_dir / "checkpoint_best.pt").write_bytes(good[: len(good) // 2])
@@ -515,6 +515,6 @@ def test_run_sigterm_stops_every_fairseq_train_side_by_side(tmp_path):
     is left training on its own), and the pipeline ends with one line, status 143."""
     data = raw_multi30k(tmp_path / "data")
     assert_sigterm_stops_children(
-        [PIPELINE, "run", *LANGS, "--data", str(data), "--work", str(tmp_path / "work"), "--bpe-merges", "10",
+        [PIPELINE, "run", *LANGS, "--data", str(data), "--work", str(tmp_path / "work"), "--text-processing", "moses-bpe", "--bpe-merges", "10",
          "--models", "2", "--precision", "fp32", "--max-epoch", "100000", *TINY],
         2, "interrupted by SIGTERM: the running fairseq tools were stopped", env={"OMP_NUM_THREADS": "1"})

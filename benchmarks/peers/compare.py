@@ -310,7 +310,7 @@ def compare(args, work: Path, data_dir: Path, settings: dict, limit):
     step(3, f"fairseq-attn-gru prepare {settings['direction']} -> {prep}")
     command = [str(Path(sys.executable).parent / "fairseq-attn-gru"), "prepare", "--source-lang", args.source_lang,
                "--target-lang", args.target_lang, "--data", str(data_dir), "--out", str(prep),
-               *(["--limit", str(limit)] if limit else [])]
+               "--text-processing", "moses-bpe", *(["--limit", str(limit)] if limit else [])]
     if subprocess.run(command).returncode != 0:
         raise Failed("fairseq-attn-gru prepare failed (its error is above)")
     prep_settings = load_prep(prep)

@@ -29,7 +29,7 @@ from .text import PROCESSINGS, VOCABS, TextProcessing, require_text_tools, text_
 
 SETTINGS_FILE = "prep.json"
 #: the text processing, vocabulary and sizes kept after measuring both ways on val (docs/pipeline.md)
-DEFAULT_PROCESSING, DEFAULT_VOCAB = "moses-bpe", "joint"
+DEFAULT_PROCESSING, DEFAULT_VOCAB = "sentencepiece", "joint"
 DEFAULT_SIZES = {"moses-bpe": 10000, "sentencepiece": 10000}
 #: settings compared on a rerun (with the inputs' sha256): any other value would change what is prepared
 COMPARED = ("source_lang", "target_lang", "text_processing", "vocab", "subword_size", "max_words", "max_length_ratio",
