@@ -84,8 +84,8 @@ TORCH_NOTE_skip := keep the torch already in $(VENV)/
 
 FORCE:
 
-# The main job: trains none/dot/general/concat on the toy task, writes demo_out/ and results/demo.json (about 11 min
-# on 2 cores; results/demo.json records the last run's machine and time), from which the docs' demo tables are made.
+# The main job: trains none/dot/general/concat on the toy task, writes demo_out/ and results/demo.json (11-20 min
+# on 2 cores, depending on the CPU; results/demo.json records the last run's machine and time), from which the docs' demo tables are made.
 demo: $(STAMP)
 	$(PY) scripts/demo.py --out-dir demo_out --results results/demo.json
 

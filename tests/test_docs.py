@@ -298,7 +298,7 @@ Same run: {provenance}."""
 
 def test_each_results_table_says_which_command_fills_it_before_it_has_run(results_tables, tmp_path):
     results = write_results(tmp_path)
-    assert results_tables.demo(results) == "(not run yet: `make demo`, about 11 min on 2 cores)"
+    assert results_tables.demo(results) == "(not run yet: `make demo`, about 11-20 min on 2 cores)"
     assert results_tables.bench(results) == "(not run yet: `make bench`, about 12 min on 2 cores)"
     for builder in (results_tables.demo_details, results_tables.bench_details, results_tables.bench_int8):
         assert builder(results).startswith("(no results/") and "`make " in builder(results)
