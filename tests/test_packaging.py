@@ -239,9 +239,9 @@ def test_python_dash_m_gives_the_pipelines_one_line_error(tmp_path):
 PREPARE = ["prepare", "--source-lang", "de", "--target-lang", "en", "--data", "d", "--out", "o"]
 MISSING_MODULE_CASES = [  # (the module blocked, the module run, its arguments, the extra that brings it)
     ("matplotlib", "fairseq_attn_gru.recipes.demo", ["--quick"], "demo"),
-    ("sacremoses", "fairseq_attn_gru", PREPARE, "pipeline"),
-    ("subword_nmt", "fairseq_attn_gru", PREPARE, "pipeline"),
-    ("sentencepiece", "fairseq_attn_gru", [*PREPARE, "--text-processing", "sentencepiece"], "pipeline"),
+    ("sacremoses", "fairseq_attn_gru", [*PREPARE, "--text-processing", "moses-bpe"], "pipeline"),
+    ("subword_nmt", "fairseq_attn_gru", [*PREPARE, "--text-processing", "moses-bpe"], "pipeline"),
+    ("sentencepiece", "fairseq_attn_gru", PREPARE, "pipeline"),  # the default text processing
     ("matplotlib", "fairseq_attn_gru", ["run", *PREPARE[1:-2], "--work", "w"], "demo"),
 ]
 
