@@ -10,6 +10,7 @@ harness's curve checkpoints is paused out of it (the toolkit's own validation an
 
 Every event is one JSON line in the measure file (``PEERS_MEASURE {...}`` is also printed into the toolkit's log).
 """
+import argparse
 import json
 import os
 import sys
@@ -22,6 +23,28 @@ PREFIX = "PEERS_MEASURE "
 
 class BudgetReached(Exception):
     """Raised from inside a train step when the budget is spent: the runner ends training there."""
+
+
+def run_peer(doc: str, train, translate, argv=None) -> None:
+    """A runner's command line, the same for every toolkit: `MODE CONFIG --measure FILE --threads N ...`; sets the
+    threads, then calls ``train(args)`` or ``translate(args)``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["train", "translate"])
+    parser.add_argument("config")
+    parser.add_argument("--measure", required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--budget-seconds", type=float, default=60.0)
+    parser.add_argument("--curve-seconds", type=float, default=0.0)
+    parser.add_argument("--final", default=None)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--src", default=None)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    (train if args.mode == "train" else translate)(args)
 
 
 def set_threads(threads: int) -> None:

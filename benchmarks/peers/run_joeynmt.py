@@ -10,14 +10,13 @@ is built to be interrupted (it logs the step and saves its own last checkpoint t
 translate: Joey's ``translate`` (what `python -m joeynmt translate CONFIG < FILE` runs) on the file as its input
 stream, its printed translations kept; the time of its ``predict`` call measured.
 """
-import argparse
 import contextlib
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import TrainMeasure, set_threads, translate_event  # noqa: E402
+from measure import TrainMeasure, run_peer, translate_event  # noqa: E402
 
 
 def save_weights(trainer, path) -> None:
@@ -92,24 +91,7 @@ def translate(args) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["train", "translate"])
-    parser.add_argument("config")
-    parser.add_argument("--measure", required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--tag", default="")
-    parser.add_argument("--budget-seconds", type=float, default=60.0)
-    parser.add_argument("--curve-seconds", type=float, default=0.0)
-    parser.add_argument("--final", default=None)
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--src", default=None)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--beam", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    (train if args.mode == "train" else translate)(args)
-
+    run_peer(__doc__, train, translate, argv)
 
 if __name__ == "__main__":
     main()

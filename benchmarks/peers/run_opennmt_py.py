@@ -10,14 +10,13 @@ checkpoint (moved to F) and the training loop is left.
 translate: `onmt_translate` (its own entry point: -model F -src FILE -output FILE -beam_size K, batches of
 --batch-size sentences), the time of the translator's ``_translate`` call measured.
 """
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import BudgetReached, TrainMeasure, set_threads, translate_event  # noqa: E402
+from measure import BudgetReached, TrainMeasure, run_peer, translate_event  # noqa: E402
 
 
 def save_checkpoint(trainer, path) -> None:
@@ -94,24 +93,7 @@ def translate(args) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["train", "translate"])
-    parser.add_argument("config")
-    parser.add_argument("--measure", required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--tag", default="")
-    parser.add_argument("--budget-seconds", type=float, default=60.0)
-    parser.add_argument("--curve-seconds", type=float, default=0.0)
-    parser.add_argument("--final", default=None)
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--src", default=None)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--beam", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    (train if args.mode == "train" else translate)(args)
-
+    run_peer(__doc__, train, translate, argv)
 
 if __name__ == "__main__":
     main()
