@@ -30,6 +30,20 @@ def load(path: Path):
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+#: the command that writes each results file, and about how long it takes on 2 cores: the line a table shows until
+#: the file exists (the file then records its real time)
+WRITERS = {"demo.json": ("make demo", "about 11-20 min"), "bench.json": ("make bench", "about 12 min"),
+           "peers.json": ("make peers DATA=/path/to/multi30k", "about 2 h 10 min"),
+           "text_processing.json": ("python benchmarks/text_processing.py --data DIR --work W", "about 4 h"),
+           "install.json": ("python benchmarks/install_time.py", "about 5 min")}
+
+
+def not_run(name: str) -> str:
+    """'(no results/demo.json yet: `make demo`, about 11-20 min on 2 cores)'"""
+    command, duration = WRITERS[name]
+    return f"(no results/{name} yet: `{command}`, {duration} on 2 cores)"
+
+
 def earlier_de_en(results: Path):
     """results/multi30k.json, the German->English run of the recipe before the pipeline (sacreBLEU only, no machine
     recorded), in the pipeline's layout; None when the file is absent."""
@@ -125,7 +139,7 @@ def text_processing(results: Path) -> str:
     """docs/pipeline.md: val sacreBLEU of each text processing in each direction after the same epochs."""
     run = load(results / "text_processing.json")
     if run is None:
-        return "(no results/text_processing.json yet: `python benchmarks/text_processing.py --data DIR --work W`)"
+        return not_run("text_processing.json")
     labels = list(dict.fromkeys(label for runs in run["runs"].values() for label in runs))
     rows = []
     for name, runs in run["runs"].items():
@@ -145,7 +159,7 @@ def peers(results: Path) -> str:
     and target lines (one function serves docs/peers.md and this)."""
     run = load(results / "peers.json")
     if run is None:
-        return "(no results/peers.json yet: `make peers DATA=/path/to/multi30k`, about 2 h 10 min on 2 cores)"
+        return not_run("peers.json")
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "harness.py"
@@ -171,9 +185,6 @@ def peers_comparison(measured: dict) -> str:
 
 
 # -- make demo (results/demo.json, scripts/demo.py --results) ---------------------------------------------------
-
-#: how long each command took on 2 cores when no results file says it yet
-DEMO_MINUTES, BENCH_MINUTES = "11-20", 12  # placeholders only; the results files record the real times
 
 
 def cpu_phrase(cpu: dict, fp32_gflops=None) -> str:
@@ -205,7 +216,7 @@ def demo(results: Path) -> str:
     """README: one line, each attention type's BLEU and exact match, with the machine and the time it took."""
     run = load(results / "demo.json")
     if run is None:
-        return f"(not run yet: `make demo`, about {DEMO_MINUTES} min on 2 cores)"
+        return not_run("demo.json")
     scores = ", ".join(f"{name} {r['bleu']:.2f} ({100 * r['exact_match']:.1f} %)" for name, r in run["types"].items())
     seconds = [r["train_seconds"] for r in run["types"].values()]
     return (f"BLEU (exact match) by attention: {scores}; {min(seconds):.0f}-{max(seconds):.0f} s of training each; "
@@ -216,7 +227,7 @@ def demo_details(results: Path) -> str:
     """docs/demo.md: every figure of the last `make demo`, sacreBLEU by source length too."""
     run = load(results / "demo.json")
     if run is None:
-        return f"(no results/demo.json yet: `make demo`, about {DEMO_MINUTES} min on 2 cores)"
+        return not_run("demo.json")
     rows = [(name, f"`{r['arch']}`", f"{r['params']:,}", f"{r['train_seconds']:.1f}", f"{r['bleu']:.2f}",
              f"{r['sacrebleu']:.2f}", f"{100 * r['exact_match']:.1f}%") for name, r in run["types"].items()]
     buckets = list(dict.fromkeys(b for r in run["types"].values() for b in r["sacrebleu_by_length"]))
@@ -261,7 +272,7 @@ def bench(results: Path) -> str:
     """README: training and beam-5 speed against fairseq's lstm, a few rows."""
     run = load(results / "bench.json")
     if run is None:
-        return f"(not run yet: `make bench`, about {BENCH_MINUTES} min on 2 cores)"
+        return not_run("bench.json")
     models = run["models"]
     rows = [(bench_name(name), number(models[name]["train_tok_s"]), ratio(models[name].get("train_ratio_vs_lstm")),
              number(models[name]["beam5_sent_s"], 1), ratio(models[name].get("beam5_ratio_vs_lstm")))
@@ -274,7 +285,7 @@ def bench_details(results: Path) -> str:
     """docs/speed.md: every trained row of the last `make bench`, and what --cpu-bf16 bought on that machine."""
     run = load(results / "bench.json")
     if run is None:
-        return f"(no results/bench.json yet: `make bench`, about {BENCH_MINUTES} min on 2 cores)"
+        return not_run("bench.json")
     models = run["models"]
     rows = []
     for name, r in models.items():
@@ -301,7 +312,7 @@ def bench_int8(results: Path) -> str:
     """docs/speed.md: each int8 row against the same model in fp32, from the same run."""
     run = load(results / "bench.json")
     if run is None:
-        return f"(no results/bench.json yet: `make bench`, about {BENCH_MINUTES} min on 2 cores)"
+        return not_run("bench.json")
     models = run["models"]
     rows = []
     for name, r in models.items():
@@ -318,7 +329,50 @@ def bench_int8(results: Path) -> str:
                            "int8 / fp32", "int8 peak RSS MB"), rows) + "\n\nSame run: " + bench_provenance(run) + "."
 
 
+# -- make install (results/install.json, benchmarks/install_time.py) -------------------------------------------
+
+
+def size(mb) -> str:
+    return "–" if mb is None else (f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB")
+
+
+def torch_wheel(run: dict) -> str:
+    """Where torch's wheel came from: the one part of the time that depends on the network."""
+    wheel = run.get("torch_wheel")
+    if wheel is None:
+        return "torch already installed"
+    if wheel["source"] == "download":
+        return f"torch's {size(wheel['mb'])} wheel downloaded"
+    return f"torch's {size(wheel['mb'])} wheel from a local file (a download comes on top)"
+
+
+def install_provenance(run: dict) -> str:
+    return (f"{cpu_phrase(run['cpu'])}, {run['date']}, commit {run['commit']}, pip's cache off, {torch_wheel(run)}: "
+            f"`{run['command']}`")
+
+
+def install(results: Path) -> str:
+    """README's Quick start: how long `make install` took on a fresh clone, and where."""
+    run = load(results / "install.json")
+    if run is None:
+        return not_run("install.json")
+    return (f"`make install` took {minutes_and_seconds(run['total_seconds'])} on a fresh clone and "
+            f"{minutes_and_seconds(run['rerun_seconds'])} the second time ({install_provenance(run)}).")
+
+
+def install_details(results: Path) -> str:
+    """docs/install.md: each step's time and the disk .venv/ took."""
+    run = load(results / "install.json")
+    if run is None:
+        return not_run("install.json")
+    rows = [(step["number"], step["title"], minutes_and_seconds(step["seconds"])) for step in run["steps"]]
+    rows.append(("", "**all** (`" + run["make_command"] + "`)", f"**{minutes_and_seconds(run['total_seconds'])}**"))
+    return (markdown_table(("step", "what", "time"), rows)
+            + f"\n\nA second `{run['make_command']}` took {minutes_and_seconds(run['rerun_seconds'])}. Disk: `.venv/` "
+            f"{size(run['venv_mb'])}, of which torch {size(run['torch_mb'])}. Measured on a {install_provenance(run)}.")
+
+
 #: marker name -> builder; flags_table.py's HOMES says which file holds each
 TABLES = {"multi30k-headline": multi30k_headline, "multi30k": multi30k_details, "text-processing": text_processing,
           "peers": peers, "demo": demo, "demo-details": demo_details, "bench": bench, "bench-details": bench_details,
-          "bench-int8": bench_int8}
+          "bench-int8": bench_int8, "install": install, "install-details": install_details}

@@ -298,10 +298,39 @@ Same run: {provenance}."""
 
 def test_each_results_table_says_which_command_fills_it_before_it_has_run(results_tables, tmp_path):
     results = write_results(tmp_path)
-    assert results_tables.demo(results) == "(not run yet: `make demo`, about 11-20 min on 2 cores)"
-    assert results_tables.bench(results) == "(not run yet: `make bench`, about 12 min on 2 cores)"
-    for builder in (results_tables.demo_details, results_tables.bench_details, results_tables.bench_int8):
-        assert builder(results).startswith("(no results/") and "`make " in builder(results)
+    assert results_tables.demo(results) == "(no results/demo.json yet: `make demo`, about 11-20 min on 2 cores)"
+    assert results_tables.install(results) == ("(no results/install.json yet: `python benchmarks/install_time.py`, "
+                                               "about 5 min on 2 cores)")
+    multi30k = {"multi30k-headline", "multi30k"}  # a row per direction instead
+    for name, builder in results_tables.TABLES.items():
+        if name not in multi30k:
+            assert builder(results).startswith("(no results/") and " yet: `" in builder(results), name
+
+
+def made_up_install():
+    return {"date": "2026-12-04", "cpu": {"model": "Test CPU", "cores": 2, "flags": []}, "commit": "abc1234",
+            "make_command": "make install", "total_seconds": 216.4, "rerun_seconds": 0.3,
+            "steps": [{"number": 1, "title": "checking prerequisites", "seconds": 1.2},
+                      {"number": 5, "title": "fairseq-fixed==0.12.3.1", "seconds": 153.0}],
+            "torch_wheel": {"source": "local file", "mb": 192.4}, "venv_mb": 1432.0, "torch_mb": 754.2,
+            "command": "python benchmarks/install_time.py"}
+
+
+def test_the_install_tables_against_tables_written_out_by_hand(results_tables, tmp_path):
+    results = write_results(tmp_path, install=made_up_install())
+    provenance = ("2-core Test CPU, 2026-12-04, commit abc1234, pip's cache off, torch's 192 MB wheel from a local file "
+                  "(a download comes on top): `python benchmarks/install_time.py`")
+    assert results_tables.install(results) == (
+        f"`make install` took 3 min 36 s on a fresh clone and 0 s the second time ({provenance}).")
+    assert results_tables.install_details(results) == f"""| step | what | time |
+|---|---|---|
+| 1 | checking prerequisites | 1 s |
+| 5 | fairseq-fixed==0.12.3.1 | 2 min 33 s |
+|  | **all** (`make install`) | **3 min 36 s** |
+
+A second `make install` took 0 s. Disk: `.venv/` 1.4 GB, of which torch 754 MB. Measured on a {provenance}."""
+    downloaded = {**made_up_install(), "torch_wheel": {"source": "download", "mb": 192.4}}
+    assert "torch's 192 MB wheel downloaded: " in results_tables.install(write_results(tmp_path, install=downloaded))
 
 
 #: /proc/cpuinfo's model name on a cloud machine
@@ -338,7 +367,8 @@ def test_the_readme_stays_within_its_budget_once_every_results_file_is_filled(fl
     Made-up results with a CPU name of the usual length."""
     demo = {**made_up_demo(), "cpu": {**made_up_demo()["cpu"], "model": CPU_NAME}}
     multi30k = {f"multi30k_{s}-{t}": made_up_multi30k(s, t) for s, t in results_tables.DIRECTIONS}
-    write_results(tmp_path, demo=demo, bench=made_up_bench(), peers=made_up_peers(), **multi30k)
+    write_results(tmp_path, demo=demo, bench=made_up_bench(), peers=made_up_peers(), install=made_up_install(),
+                  **multi30k)
     tables = flags_table.generated_tables(tmp_path)
     filled = flags_table.updated_text(readme_text, flags_table.tables_by_file(tables)["README.md"])
     assert "not run yet" not in filled and "no results/" not in filled
