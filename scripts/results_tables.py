@@ -35,7 +35,8 @@ def load(path: Path):
 WRITERS = {"demo.json": ("make demo", "about 11-20 min"), "bench.json": ("make bench", "about 12 min"),
            "peers.json": ("make peers DATA=/path/to/multi30k", "about 2 h 10 min"),
            "text_processing.json": ("python benchmarks/text_processing.py --data DIR --work W", "about 4 h"),
-           "install.json": ("python benchmarks/install_time.py", "about 5 min")}
+           "install.json": ("python benchmarks/install_time.py", "about 5 min"),
+           "tests.json": ("python -m pytest -q tests --results-json results/tests.json", "about 25 min")}
 
 
 def not_run(name: str) -> str:
@@ -372,7 +373,23 @@ def install_details(results: Path) -> str:
             f"{size(run['venv_mb'])}, of which torch {size(run['torch_mb'])}. Measured on a {install_provenance(run)}.")
 
 
+# -- the test suite (results/tests.json, `python -m pytest tests --results-json results/tests.json`) ----------------
+
+
+def tests(results: Path) -> str:
+    """docs/tests.md: how long the whole suite took, its counts and its slowest files, with the machine."""
+    run = load(results / "tests.json")
+    if run is None:
+        return not_run("tests.json")
+    counts = ", ".join(f"{run[key]} {key}" for key in ("passed", "failed", "skipped", "error") if run[key])
+    slowest = ", ".join(f"`{Path(name).name}` {minutes_and_seconds(seconds)}"
+                        for name, seconds in list(run["file_seconds"].items())[:6])
+    return (f"{counts} in {minutes_and_seconds(run['seconds'])} on a {cpu_phrase(run['cpu'], run['cpu'].get('fp32_matmul_gflops'))}, "
+            f"{run['date']}, commit {run['commit']}: `{run['command']}`. The slowest files: {slowest}.")
+
+
 #: marker name -> builder; flags_table.py's HOMES says which file holds each
 TABLES = {"multi30k-headline": multi30k_headline, "multi30k": multi30k_details, "text-processing": text_processing,
           "peers": peers, "demo": demo, "demo-details": demo_details, "bench": bench, "bench-details": bench_details,
-          "bench-int8": bench_int8, "install": install, "install-details": install_details}
+          "bench-int8": bench_int8, "install": install, "install-details": install_details,
+          "tests": tests}

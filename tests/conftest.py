@@ -182,3 +182,50 @@ def kill_all(pids):
     for pid in pids:
         if running(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# -- the suite's own figures: `pytest --results-json results/tests.json` (docs/tests.md's counts and times) --------
+
+def pytest_addoption(parser):
+    parser.addoption("--results-json", type=Path, default=None, metavar="PATH",
+                     help="write the run's counts, its time, each test file's time and the machine to PATH "
+                          "(results/tests.json: the figures docs/tests.md shows)")
+
+
+#: test file -> seconds of setup, call and teardown of its tests (module fixtures count where they run)
+_file_seconds = {}
+_started = []
+
+
+def pytest_sessionstart(session):
+    _started.append(time.monotonic())
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = session.config.getoption("--results-json")
+    if path is None:
+        return
+    import datetime
+    import json
+
+    from fairseq_attn_gru.recipes.machine import cpu_description, matmul_gflops
+
+    seconds = round(time.monotonic() - _started[0], 1)
+    stats = session.config.pluginmanager.get_plugin("terminalreporter").stats
+    # "-dirty": the tracked files had changes the commit does not hold
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
+    result = {"date": datetime.date.today().isoformat(), "commit": commit.stdout.strip() or None,
+              "cpu": {**cpu_description(), "fp32_matmul_gflops": round(matmul_gflops(torch.float32), 1)},
+              "command": " ".join(["python -m pytest", *session.config.invocation_params.args]),
+              "seconds": seconds, "exit_status": int(exitstatus),
+              **{key: len(stats.get(key, [])) for key in ("passed", "failed", "skipped", "error")},
+              "deselected": len(stats.get("deselected", [])),
+              "file_seconds": {name: round(seconds, 1) for name, seconds in
+                               sorted(_file_seconds.items(), key=lambda item: -item[1])}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")

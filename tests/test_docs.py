@@ -333,6 +333,28 @@ A second `make install` took 0 s. Disk: `.venv/` 1.4 GB, of which torch 754 MB. 
     assert "torch's 192 MB wheel downloaded: " in results_tables.install(write_results(tmp_path, install=downloaded))
 
 
+def test_the_suites_own_record_against_a_run_of_two_tests(results_tables, tmp_path):
+    """`--results-json` (tests/conftest.py) through a real pytest run of one passing and one skipping test, then the
+    docs line built from it."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "conftest.py").write_text((REPO / "tests" / "conftest.py").read_text())
+    (tests / "test_two.py").write_text("import pytest, time\n\ndef test_one():\n    time.sleep(0.3)\n\n"
+                                      "def test_two():\n    pytest.skip('no')\n")
+    record = tmp_path / "results" / "tests.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",
+                           "--results-json", str(record)], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(record.read_text())
+    assert (run["passed"], run["skipped"], run["failed"], run["error"]) == (1, 1, 0, 0)
+    assert run["seconds"] >= 0.3 and run["file_seconds"]["tests/test_two.py"] >= 0.3
+    assert run["command"] == f"python -m pytest -q -p no:cacheprovider tests --results-json {record}"
+    assert run["cpu"]["fp32_matmul_gflops"] > 0
+    line = results_tables.tests(record.parent)
+    assert line.startswith(f"1 passed, 1 skipped in {run['seconds']:.0f} s on a {run['cpu']['cores']}-core ")
+    assert line.endswith(f"`{run['command']}`. The slowest files: `test_two.py` 0 s.")
+
+
 #: /proc/cpuinfo's model name on a cloud machine
 CPU_NAME = "AMD EPYC 7R13 Processor"
 
@@ -348,6 +370,22 @@ def made_up_multi30k(source, target):
             "command": f"fairseq-attn-gru run --source-lang {source} --target-lang {target} --data /data/multi30k "
                        f"--work multi30k_work/{source}-{target} --results results/multi30k_{source}-{target}.json "
                        "--minutes 58"}
+
+
+def test_multi30k_headline_against_a_table_written_out_by_hand(results_tables, tmp_path):
+    """Bold only where tok-lc BLEU is above the published single model; no 2017 test set for Czech."""
+    multi30k = {f"multi30k_{s}-{t}": made_up_multi30k(s, t) for s, t in results_tables.DIRECTIONS}
+    machine = f"2-core {CPU_NAME}, fp32 217 GFLOP/s; 57.9 min, 23 epochs, bf16"
+    assert results_tables.multi30k_headline(write_results(tmp_path, **multi30k)) == f"""\
+| direction | test_2016_flickr tok-lc / sacreBLEU | test_2017_flickr tok-lc / sacreBLEU | \
+best published Multi30k-only single model (tok-lc BLEU) | our machine, training |
+|---|---|---|---|---|
+| de→en | 43.21 / 41.23 | 43.21 / 41.23 | – | {machine} |
+| en→de | **43.21** / 41.23 | **43.21** / 41.23 | 2016: 41.02 (Transformer-Tiny, Wu et al. 2021); \
+2017: 33.2 (LIUM-CVC NMT, WMT17 Findings) | {machine} |
+| en→fr | 43.21 / 41.23 | 43.21 / 41.23 | 2016: 61.4 (Marian, MeMAD at WMT18); 2017: 54.0 (Marian, MeMAD at WMT18) \
+| {machine} |
+| en→cs | **43.21** / 41.23 | – | 2016: 30.9 (Transformer, Libovický et al. WMT18) | {machine} |"""
 
 
 def made_up_peers():
