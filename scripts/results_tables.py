@@ -130,7 +130,9 @@ def multi30k_details(results: Path) -> str:
                          figure(scores["bleu_tok_lc"]), f"{chosen} ({figure(val.get(chosen, val.get('ensemble')))})",
                          f"{machine(run)}; {training(run)}; {processing}"))
         if not run.get("earlier"):
-            commands.append(f"- {source}{ARROW}{target} (`{path.relative_to(results.parent)}`): `{run['command']}`")
+            when = "".join(f", {part}" for part in (run.get("date"), run.get("wall_minutes") and
+                                                     f"{run['wall_minutes']:.0f} min in all") if part)
+            commands.append(f"- {source}{ARROW}{target} (`{path.relative_to(results.parent)}`{when}): `{run['command']}`")
     table = markdown_table(("direction", "test set", "sacreBLEU", "chrF", "BLEU tok-lc", "checkpoint (val sacreBLEU)",
                             "machine; training; text processing"), rows)
     return table + ("\n\n" + "\n".join(commands) if commands else "")

@@ -6,6 +6,7 @@ against hand-tokenised text. End to end through the console tool as a person run
 English->French (skipped without ../shared), and a synthetic Georgian->Armenian pair, a script sacremoses does not
 tokenise, through SentencePiece. Every bad input of the issue: one line, nothing written.
 """
+import datetime
 import json
 import os
 import random
@@ -250,8 +251,8 @@ def test_training_is_reused_resumed_or_refused_as_its_record_says(tmp_path, caps
 
 # -- end to end -----------------------------------------------------------------------------------------------------
 
-RESULT_KEYS = {"source_lang", "target_lang", "command", "cpu", "prep", "arch", "train_flags", "train_minutes", "epochs",
-               "device", "precision", "checkpoint", "tests", "comparison"}
+RESULT_KEYS = {"source_lang", "target_lang", "command", "date", "wall_minutes", "cpu", "prep", "arch", "train_flags",
+               "train_minutes", "epochs", "device", "precision", "checkpoint", "tests", "comparison"}
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +274,8 @@ def test_a_script_sacremoses_does_not_know_runs_through_sentencepiece(synthetic_
     results = json.loads((root / "work" / "results.json").read_text())
     assert set(results) == RESULT_KEYS
     assert (results["source_lang"], results["target_lang"]) == ("ka", "hy")
+    assert results["date"] == datetime.date.today().isoformat()
+    assert results["train_minutes"] <= results["wall_minutes"] + 0.05  # the whole command, training included
     assert results["prep"]["text_processing"] == "sentencepiece" and results["prep"]["cleaning"]["pairs"] == 1500
     scores = results["tests"]["test"]
     assert scores["bleu_tok_lc"] is None and "sacremoses has no rules for 'hy'" in scores["bleu_tok_lc_signature"]

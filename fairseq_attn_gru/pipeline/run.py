@@ -13,8 +13,9 @@ epochs on val; every test set is translated (beam 5) and scored (sacreBLEU with 
 WORK/main/model1, model2, ..., and translates with their ensemble. --compare-minutes M also trains and scores a few
 attention variants for M minutes each.
 
---results (default WORK/results.json) gets source_lang, target_lang, train_minutes, epochs, the CPU with its
-measured matmul peaks (before and after training), the exact command, the preparation (text processing, cleaning
+--results (default WORK/results.json) gets source_lang, target_lang, train_minutes, epochs, the date, wall_minutes
+(this command's, start to results; a resumed run's last part only), the CPU with its measured matmul peaks (before
+and after training), the exact command, the preparation (text processing, cleaning
 counts), the training flags, the checkpoint choice, and per test set every score; and, next to it,
 <name>_attention.png (the model's attention on the first test set's first sentence). Flags the pipeline does not
 know go to every fairseq-train run after its defaults. SIGINT/SIGTERM stop the running fairseq tools first, then
@@ -22,10 +23,12 @@ the pipeline (exit 130/143); the same command resumes.
 """
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import List
 
@@ -212,6 +215,7 @@ def main(argv=None):
 
 
 def run(argv=None):
+    started = time.monotonic()
     argv = list(sys.argv[2:] if argv is None else argv)  # sys.argv: fairseq-attn-gru run ...
     args, train_flags = parse_args(argv)
     check_arguments(args)
@@ -260,7 +264,8 @@ def run(argv=None):
     machine["fp32_matmul_gflops_after"] = machine_description()["fp32_matmul_gflops"]
     results = {"source_lang": args.source_lang, "target_lang": args.target_lang,
                "command": shlex.join(["fairseq-attn-gru", "run", *argv]),
-               "cpu": machine, "prep": {key: prepared[key] for key in ("text_processing", "vocab", "subword_size",
+               "date": datetime.date.today().isoformat(),
+               "wall_minutes": round((time.monotonic() - started) / 60, 1), "cpu": machine, "prep": {key: prepared[key] for key in ("text_processing", "vocab", "subword_size",
                                                                           "cleaning", "dictionary", "lines")},
                **results}
     results_path.parent.mkdir(parents=True, exist_ok=True)
