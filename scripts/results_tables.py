@@ -2,10 +2,11 @@
 or docs/ can differ from its file. flags_table.py puts them between ``<!-- results:NAME:start -->`` and
 ``<!-- results:NAME:end -->`` markers (``--write``) and checks them (``--check``, tests/test_docs.py).
 
-Each builder takes the results directory and returns a markdown table; a missing results file gives a line saying
-which command writes it. The published figures (PUBLISHED) are the papers', not ours: each names its paper and its
+Each builder takes the results directory and returns a markdown table; a builder of one file (``@from_results``)
+gets that file's contents, and a missing file gives a line saying which command writes it (``WRITERS``). The published figures (PUBLISHED) are the papers', not ours: each names its paper and its
 scoring convention.
 """
+import functools
 import json
 from pathlib import Path
 
@@ -43,6 +44,18 @@ def not_run(name: str) -> str:
     """'(no results/demo.json yet: `make demo`, about 11-20 min on 2 cores)'"""
     command, duration = WRITERS[name]
     return f"(no results/{name} yet: `{command}`, {duration} on 2 cores)"
+
+
+def from_results(name: str):
+    """A builder of one results file's table: it gets the file's contents; without the file, the table is the line
+    saying which command writes it."""
+    def decorate(build):
+        @functools.wraps(build)
+        def builder(results: Path) -> str:
+            run = load(results / name)
+            return not_run(name) if run is None else build(run)
+        return builder
+    return decorate
 
 
 def earlier_de_en(results: Path):
@@ -138,11 +151,9 @@ def multi30k_details(results: Path) -> str:
     return table + ("\n\n" + "\n".join(commands) if commands else "")
 
 
-def text_processing(results: Path) -> str:
+@from_results("text_processing.json")
+def text_processing(run: dict) -> str:
     """docs/pipeline.md: val sacreBLEU of each text processing in each direction after the same epochs."""
-    run = load(results / "text_processing.json")
-    if run is None:
-        return not_run("text_processing.json")
     labels = list(dict.fromkeys(label for runs in run["runs"].values() for label in runs))
     rows = []
     for name, runs in run["runs"].items():
@@ -157,12 +168,10 @@ def text_processing(results: Path) -> str:
                else "The run has not finished every direction yet: no winner counted."))
 
 
-def peers(results: Path) -> str:
+@from_results("peers.json")
+def peers(run: dict) -> str:
     """README: the three toolkits side by side, from results/peers.json, with benchmarks/peers/harness.py's own table
     and target lines (one function serves docs/peers.md and this)."""
-    run = load(results / "peers.json")
-    if run is None:
-        return not_run("peers.json")
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "harness.py"
@@ -215,22 +224,18 @@ def demo_provenance(run: dict) -> str:
             f"({wall})")
 
 
-def demo(results: Path) -> str:
+@from_results("demo.json")
+def demo(run: dict) -> str:
     """README: one line, each attention type's BLEU and exact match, with the machine and the time it took."""
-    run = load(results / "demo.json")
-    if run is None:
-        return not_run("demo.json")
     scores = ", ".join(f"{name} {r['bleu']:.2f} ({100 * r['exact_match']:.1f} %)" for name, r in run["types"].items())
     seconds = [r["train_seconds"] for r in run["types"].values()]
     return (f"BLEU (exact match) by attention: {scores}; {min(seconds):.0f}-{max(seconds):.0f} s of training each; "
             f"{demo_provenance(run)}.")
 
 
-def demo_details(results: Path) -> str:
+@from_results("demo.json")
+def demo_details(run: dict) -> str:
     """docs/demo.md: every figure of the last `make demo`, sacreBLEU by source length too."""
-    run = load(results / "demo.json")
-    if run is None:
-        return not_run("demo.json")
     rows = [(name, f"`{r['arch']}`", f"{r['params']:,}", f"{r['train_seconds']:.1f}", f"{r['bleu']:.2f}",
              f"{r['sacrebleu']:.2f}", f"{100 * r['exact_match']:.1f}%") for name, r in run["types"].items()]
     buckets = list(dict.fromkeys(b for r in run["types"].values() for b in r["sacrebleu_by_length"]))
@@ -271,11 +276,9 @@ def bench_provenance(run: dict) -> str:
     return line + (f". {run['noise_warning']}" if run.get("noise_warning") else "")
 
 
-def bench(results: Path) -> str:
+@from_results("bench.json")
+def bench(run: dict) -> str:
     """README: training and beam-5 speed against fairseq's lstm, a few rows."""
-    run = load(results / "bench.json")
-    if run is None:
-        return not_run("bench.json")
     models = run["models"]
     rows = [(bench_name(name), number(models[name]["train_tok_s"]), ratio(models[name].get("train_ratio_vs_lstm")),
              number(models[name]["beam5_sent_s"], 1), ratio(models[name].get("beam5_ratio_vs_lstm")))
@@ -284,11 +287,9 @@ def bench(results: Path) -> str:
             + f"\n\n{bench_provenance(run)}.")
 
 
-def bench_details(results: Path) -> str:
+@from_results("bench.json")
+def bench_details(run: dict) -> str:
     """docs/speed.md: every trained row of the last `make bench`, and what --cpu-bf16 bought on that machine."""
-    run = load(results / "bench.json")
-    if run is None:
-        return not_run("bench.json")
     models = run["models"]
     rows = []
     for name, r in models.items():
@@ -311,11 +312,9 @@ def bench_details(results: Path) -> str:
     return text
 
 
-def bench_int8(results: Path) -> str:
+@from_results("bench.json")
+def bench_int8(run: dict) -> str:
     """docs/speed.md: each int8 row against the same model in fp32, from the same run."""
-    run = load(results / "bench.json")
-    if run is None:
-        return not_run("bench.json")
     models = run["models"]
     rows = []
     for name, r in models.items():
@@ -354,20 +353,16 @@ def install_provenance(run: dict) -> str:
             f"`{run['command']}`")
 
 
-def install(results: Path) -> str:
+@from_results("install.json")
+def install(run: dict) -> str:
     """README's Quick start: how long `make install` took on a fresh clone, and where."""
-    run = load(results / "install.json")
-    if run is None:
-        return not_run("install.json")
     return (f"`make install` took {minutes_and_seconds(run['total_seconds'])} on a fresh clone and "
             f"{minutes_and_seconds(run['rerun_seconds'])} the second time ({install_provenance(run)}).")
 
 
-def install_details(results: Path) -> str:
+@from_results("install.json")
+def install_details(run: dict) -> str:
     """docs/install.md: each step's time and the disk .venv/ took."""
-    run = load(results / "install.json")
-    if run is None:
-        return not_run("install.json")
     rows = [(step["number"], step["title"], minutes_and_seconds(step["seconds"])) for step in run["steps"]]
     rows.append(("", "**all** (`" + run["make_command"] + "`)", f"**{minutes_and_seconds(run['total_seconds'])}**"))
     return (markdown_table(("step", "what", "time"), rows)
@@ -378,11 +373,9 @@ def install_details(results: Path) -> str:
 # -- the test suite (results/tests.json, `python -m pytest tests --results-json results/tests.json`) ----------------
 
 
-def tests(results: Path) -> str:
+@from_results("tests.json")
+def tests(run: dict) -> str:
     """docs/tests.md: how long the whole suite took, its counts and its slowest files, with the machine."""
-    run = load(results / "tests.json")
-    if run is None:
-        return not_run("tests.json")
     counts = ", ".join(f"{run[key]} {key}" for key in ("passed", "failed", "skipped", "error") if run[key])
     slowest = ", ".join(f"`{Path(name).name}` {minutes_and_seconds(seconds)}"
                         for name, seconds in list(run["file_seconds"].items())[:6])
