@@ -66,7 +66,7 @@ $(STAMP): pyproject.toml Makefile $(if $(filter-out $(TORCH_RECORDED),$(TORCH)),
 	[ "$$got" = "$(TORCH_VERSION) $(TORCH)" ] || { echo "error: TORCH=$(TORCH) asked for torch $(TORCH_VERSION)'s $(TORCH) build but pip installed the $${got#* } build of $${got% *} (pip's configuration prefers it): install the build you want into $(VENV)/ yourself and run make install TORCH=skip (docs/install.md)" >&2; exit 1; }
 	$(call step,4,build tools for fairseq: cython$(,) numpy)
 	$(PIP) install cython "numpy>=1.21.3"
-	$(call step,5,$(FAIRSEQ): compiles fairseq's C++/Cython extensions$(,) about 2.5 minutes on 2 cores)
+	$(call step,5,$(FAIRSEQ): compiles fairseq's C++/Cython extensions$(,) the long step: minutes)
 	env -u CUDA_HOME $(PIP) install --no-build-isolation --no-deps $(FAIRSEQ)
 	$(call step,6,this package (editable) with extras $(EXTRAS) and fairseq's other requirements)
 	@echo "    (pip's note that fairseq-fixed requires torchaudio is expected: only fairseq's speech tasks import it)"

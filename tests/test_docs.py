@@ -311,7 +311,7 @@ def made_up_install():
     return {"date": "2026-12-04", "cpu": {"model": "Test CPU", "cores": 2, "flags": []}, "commit": "abc1234",
             "make_command": "make install", "total_seconds": 216.4, "rerun_seconds": 0.3,
             "steps": [{"number": 1, "title": "checking prerequisites", "seconds": 1.2},
-                      {"number": 5, "title": "fairseq-fixed==0.12.3.1", "seconds": 153.0}],
+                      {"number": 5, "title": "fairseq-fixed==0.12.3.1: compiles", "seconds": 153.0}],
             "torch_wheel": {"source": "local file", "mb": 192.4}, "venv_mb": 1432.0, "torch_mb": 754.2,
             "command": "python benchmarks/install_time.py"}
 
