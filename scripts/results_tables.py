@@ -3,8 +3,8 @@ or docs/ can differ from its file. flags_table.py puts them between ``<!-- resul
 ``<!-- results:NAME:end -->`` markers (``--write``) and checks them (``--check``, tests/test_docs.py).
 
 Each builder takes the results directory and returns a markdown table; a builder of one file (``@from_results``)
-gets that file's contents, and a missing file gives a line saying which command writes it (``WRITERS``). The published figures (PUBLISHED) are the papers', not ours: each names its paper and its
-scoring convention.
+gets that file's contents, and a missing file gives a line saying which command writes it (``WRITERS``). The
+published figures (PUBLISHED) are the papers', not ours: each names its paper and its scoring convention.
 """
 import functools
 import json
@@ -380,8 +380,9 @@ def tests(run: dict) -> str:
     counts = ", ".join(f"{run[key]} {key}" for key in ("passed", "failed", "skipped", "error") if run[key])
     slowest = ", ".join(f"`{Path(name).name}` {minutes_and_seconds(seconds)}"
                         for name, seconds in list(run["file_seconds"].items())[:6])
-    return (f"{counts} in {minutes_and_seconds(run['seconds'])} on a {cpu_phrase(run['cpu'], run['cpu'].get('fp32_matmul_gflops'))}, "
-            f"{run['date']}, commit {run['commit']}: `{run['command']}`. The slowest files: {slowest}.")
+    machine = cpu_phrase(run["cpu"], run["cpu"].get("fp32_matmul_gflops"))
+    return (f"{counts} in {minutes_and_seconds(run['seconds'])} on a {machine}, {run['date']}, commit {run['commit']}: "
+            f"`{run['command']}`. The slowest files: {slowest}.")
 
 
 #: marker name -> builder; flags_table.py's HOMES says which file holds each

@@ -213,19 +213,19 @@ def pytest_sessionfinish(session, exitstatus):
     import datetime
     import json
 
-    from fairseq_attn_gru.recipes.machine import cpu_description, matmul_gflops
+    from fairseq_attn_gru.recipes.machine import machine_description
 
     seconds = round(time.monotonic() - _started[0], 1)
     stats = session.config.pluginmanager.get_plugin("terminalreporter").stats
     # "-dirty": the tracked files had changes the commit does not hold
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
     result = {"date": datetime.date.today().isoformat(), "commit": commit.stdout.strip() or None,
-              "cpu": {**cpu_description(), "fp32_matmul_gflops": round(matmul_gflops(torch.float32), 1)},
+              "cpu": machine_description(),
               "command": " ".join(["python -m pytest", *session.config.invocation_params.args]),
               "seconds": seconds, "exit_status": int(exitstatus),
               **{key: len(stats.get(key, [])) for key in ("passed", "failed", "skipped", "error")},
               "deselected": len(stats.get("deselected", [])),
-              "file_seconds": {name: round(seconds, 1) for name, seconds in
+              "file_seconds": {name: round(file_seconds, 1) for name, file_seconds in
                                sorted(_file_seconds.items(), key=lambda item: -item[1])}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

@@ -15,11 +15,11 @@ attention variants for M minutes each.
 
 --results (default WORK/results.json) gets source_lang, target_lang, train_minutes, epochs, the date, wall_minutes
 (this command's, start to results; a resumed run's last part only), the CPU with its measured matmul peaks (before
-and after training), the exact command, the preparation (text processing, cleaning
-counts), the training flags, the checkpoint choice, and per test set every score; and, next to it,
-<name>_attention.png (the model's attention on the first test set's first sentence). Flags the pipeline does not
-know go to every fairseq-train run after its defaults. SIGINT/SIGTERM stop the running fairseq tools first, then
-the pipeline (exit 130/143); the same command resumes.
+and after training), the exact command, the preparation (text processing, cleaning counts), the training flags,
+the checkpoint choice, and per test set every score; and, next to it, <name>_attention.png (the model's attention
+on the first test set's first sentence). Flags the pipeline does not know go to every fairseq-train run after its
+defaults. SIGINT/SIGTERM stop the running fairseq tools first, then the pipeline (exit 130/143); the same command
+resumes.
 """
 import argparse
 import contextlib
@@ -265,8 +265,9 @@ def run(argv=None):
     results = {"source_lang": args.source_lang, "target_lang": args.target_lang,
                "command": shlex.join(["fairseq-attn-gru", "run", *argv]),
                "date": datetime.date.today().isoformat(),
-               "wall_minutes": round((time.monotonic() - started) / 60, 1), "cpu": machine, "prep": {key: prepared[key] for key in ("text_processing", "vocab", "subword_size",
-                                                                          "cleaning", "dictionary", "lines")},
+               "wall_minutes": round((time.monotonic() - started) / 60, 1), "cpu": machine,
+               "prep": {key: prepared[key] for key in ("text_processing", "vocab", "subword_size", "cleaning",
+                                                       "dictionary", "lines")},
                **results}
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
