@@ -208,7 +208,7 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     path = session.config.getoption("--results-json")
-    if path is None:
+    if path is None or hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its controller writes it
         return
     import datetime
     import json

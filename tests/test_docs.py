@@ -333,22 +333,24 @@ A second `make install` took 0 s. Disk: `.venv/` 1.4 GB, of which torch 754 MB. 
     assert "torch's 192 MB wheel downloaded: " in results_tables.install(write_results(tmp_path, install=downloaded))
 
 
-def test_the_suites_own_record_against_a_run_of_two_tests(results_tables, tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "two pytest-xdist workers"])
+def test_the_suites_own_record_against_a_run_of_two_tests(results_tables, tmp_path, workers):
     """`--results-json` (tests/conftest.py) through a real pytest run of one passing and one skipping test, then the
-    docs line built from it."""
+    docs line built from it; with `make test`'s workers, the controller alone writes it, with every worker's
+    reports."""
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "conftest.py").write_text((REPO / "tests" / "conftest.py").read_text())
     (tests / "test_two.py").write_text("import pytest, time\n\ndef test_one():\n    time.sleep(0.3)\n\n"
                                       "def test_two():\n    pytest.skip('no')\n")
     record = tmp_path / "results" / "tests.json"
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests",
-                           "--results-json", str(record)], cwd=tmp_path, capture_output=True, text=True)
+    options = ["-q", "-p", "no:cacheprovider", *workers, "tests", "--results-json", str(record)]
+    done = subprocess.run([sys.executable, "-m", "pytest", *options], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     run = json.loads(record.read_text())
     assert (run["passed"], run["skipped"], run["failed"], run["error"]) == (1, 1, 0, 0)
     assert run["seconds"] >= 0.3 and run["file_seconds"]["tests/test_two.py"] >= 0.3
-    assert run["command"] == f"python -m pytest -q -p no:cacheprovider tests --results-json {record}"
+    assert run["command"] == " ".join(["python -m pytest", *options])
     assert run["cpu"]["fp32_matmul_gflops"] > 0
     line = results_tables.tests(record.parent)
     assert line.startswith(f"1 passed, 1 skipped in {run['seconds']:.0f} s on a {run['cpu']['cores']}-core ")

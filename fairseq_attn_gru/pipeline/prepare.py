@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from ..recipes.cli import fail, run_tool
 from .clean import Limits, clean_pairs
@@ -171,11 +171,12 @@ def binarize(work: Path, source_lang: str, target_lang: str, joined: bool) -> Di
             for lang in (source_lang, target_lang)}
 
 
-def prepare(args) -> dict:
-    """Check, clean, learn, encode, binarize into args.out (module docstring); returns prep.json's content."""
+def prepare(args, splits: Optional[List[Split]] = None) -> dict:
+    """Check, clean, learn, encode, binarize into args.out (module docstring); returns prep.json's content.
+    ``splits``: the caller's ``data_splits`` (run's, with its test prefixes), so their notes are printed once."""
     check_arguments(args)
     out = Path(args.out)
-    splits = data_splits(args)
+    splits = data_splits(args) if splits is None else splits
     languages = (args.source_lang, args.target_lang)
     print(f"[1/5] checking {len(splits)} splits x {'/'.join(languages)}", flush=True)
     lines = check_splits(splits, *languages)

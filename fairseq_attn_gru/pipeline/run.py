@@ -236,7 +236,7 @@ def run(argv=None):
 
     prep = work / "prep"
     args.out = str(prep)
-    prepared = prepare(args)
+    prepared = prepare(args, splits)
     save_dirs = member_dirs(work, args.models)
     side_by_side = f", {args.models} models side by side" if args.models > 1 else ""
     print(f"== main run: training {args.minutes} min{side_by_side}", flush=True)
