@@ -219,6 +219,21 @@ def test_prepare_reuses_its_output_and_refuses_other_settings_or_input(tmp_path,
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == made
 
 
+def test_a_one_sided_test_set_is_named_once_and_left_out(tmp_path, capsys):
+    """Czech has no test_2017_flickr: `run` finds the splits once and hands them to prepare, so the note is printed
+    once, and the one-sided set is neither checked nor counted."""
+    data = german_english(tmp_path / "data")
+    (data / "test_2017_flickr.de").write_text("Ein Hund.\n", encoding="utf-8")  # no .en beside it
+    args = prepare.build_parser().parse_args(["--source-lang", "de", "--target-lang", "en", "--data", str(data),
+                                              "--out", str(tmp_path / "prep"), "--text-processing", "moses-bpe",
+                                              "--bpe-merges", "50"])
+    splits = prepare.data_splits(args)
+    prepared = prepare.prepare(args, splits)
+    note = f"note: {data / 'test_2017_flickr'} has no .en file: not a de-en test set"
+    assert capsys.readouterr().out.count(note) == 1
+    assert prepared["lines"] == {"train": 1000, "val": 24, "test_2016_flickr": 8}
+
+
 def test_training_is_reused_resumed_or_refused_as_its_record_says(tmp_path, capsys):
     data, prep = german_english(tmp_path / "data"), tmp_path / "prep"
     prepare.main(["--source-lang", "de", "--target-lang", "en", "--data", str(data), "--out", str(prep),
