@@ -219,18 +219,26 @@ def test_prepare_reuses_its_output_and_refuses_other_settings_or_input(tmp_path,
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == made
 
 
-def test_a_one_sided_test_set_is_named_once_and_left_out(tmp_path, capsys):
+def test_a_one_sided_test_set_is_named_once_and_left_out(tmp_path, capsys, monkeypatch):
     """Czech has no test_2017_flickr: `run` finds the splits once and hands them to prepare, so the note is printed
-    once, and the one-sided set is neither checked nor counted."""
+    once, and the one-sided set is neither checked nor counted. Stopped where training would start."""
+    class TrainingWouldStart(Exception):
+        pass
+
+    def no_training(*args, **kwargs):
+        raise TrainingWouldStart
+
+    monkeypatch.setattr(run, "train", no_training)
+    monkeypatch.setattr(run, "machine_description", lambda: {"model": "CPU", "cores": 2, "fp32_matmul_gflops": 1.0,
+                                                             "bf16_matmul_gflops": 1.0})
     data = german_english(tmp_path / "data")
     (data / "test_2017_flickr.de").write_text("Ein Hund.\n", encoding="utf-8")  # no .en beside it
-    args = prepare.build_parser().parse_args(["--source-lang", "de", "--target-lang", "en", "--data", str(data),
-                                              "--out", str(tmp_path / "prep"), "--text-processing", "moses-bpe",
-                                              "--bpe-merges", "50"])
-    splits = prepare.data_splits(args)
-    prepared = prepare.prepare(args, splits)
+    with pytest.raises(TrainingWouldStart):
+        run.run(["--source-lang", "de", "--target-lang", "en", "--data", str(data), "--work", str(tmp_path / "work"),
+                 "--text-processing", "moses-bpe", "--bpe-merges", "50"])
     note = f"note: {data / 'test_2017_flickr'} has no .en file: not a de-en test set"
     assert capsys.readouterr().out.count(note) == 1
+    prepared = json.loads((tmp_path / "work" / "prep" / "prep.json").read_text())
     assert prepared["lines"] == {"train": 1000, "val": 24, "test_2016_flickr": 8}
 
 
