@@ -130,3 +130,10 @@ PEERS_FLAGS ?=
 peers: $(STAMP)
 	@test -n "$(DATA)" || { echo "error: DATA is not set: make peers DATA=/path/to/multi30k [SMOKE=1] [PEERS_MINUTES=20]" >&2; exit 2; }
 	$(PY) benchmarks/peers/compare.py --data "$(DATA)" $(if $(SMOKE),--smoke,--minutes $(PEERS_MINUTES)) $(PEERS_FLAGS)
+
+# What bounds each toolkit's speed in that comparison (benchmarks/peers/speed_profile.py): torch.profiler over each
+# one's matched-size training and beam-5 translation, read from a finished `make peers` run's peers_work/ and
+# results/peers.json; writes results/peers_profile.json (a few minutes).
+.PHONY: peers-profile
+peers-profile: $(STAMP)
+	$(PY) benchmarks/peers/speed_profile.py

@@ -17,18 +17,8 @@ import argparse
 import bench
 import torch
 from fairseq_attn_gru.recipes.machine import cpu_description, matmul_gflops
+from op_profile import PRODUCTS, product_flops
 from torch.profiler import profile
-
-PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm")
-
-
-def product_flops(key, shapes):
-    """2·m·k·n of one call, from the recorded input shapes."""
-    if key == "aten::addmm":
-        shapes = shapes[1:]  # (bias, a, b)
-    a, b = shapes[0], shapes[1]
-    batch = a[0] if key == "aten::bmm" else 1
-    return 2 * batch * a[-2] * a[-1] * b[-1]
 
 
 def profile_training(name, steps=4):

@@ -23,10 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 #: which file (relative to the checkout) holds each table
 #: the tables of measured figures (built by results_tables.py from results/*.json) and their files
-RESULT_TABLES = {"multi30k-headline": "README.md", "multi30k": "docs/multi30k.md", "text-processing": "docs/pipeline.md",
-                 "peers": "README.md", "demo": "README.md", "demo-details": "docs/demo.md", "bench": "README.md",
-                 "bench-details": "docs/speed.md", "bench-int8": "docs/speed.md",
-                 "install": "README.md", "install-details": "docs/install.md", "tests": "docs/tests.md"}
+RESULT_TABLES = {"multi30k-headline": "README.md", "multi30k": "docs/multi30k.md",
+                 "text-processing": "docs/pipeline.md", "peers": "README.md", "peers-profile": "docs/peers.md",
+                 "demo": "README.md", "demo-details": "docs/demo.md", "bench": "README.md",
+                 "bench-details": "docs/speed.md", "bench-int8": "docs/speed.md", "install": "README.md",
+                 "install-details": "docs/install.md", "tests": "docs/tests.md"}
 HOMES = {"architectures": "docs/model.md", "gru_attn": "docs/model.md", "toy_translation": "docs/toy_task.md",
          "inverse_sqrt_plateau": "docs/model.md", **RESULT_TABLES}
 CHECK_HINT = "run `python scripts/flags_table.py --write`"

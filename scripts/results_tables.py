@@ -35,6 +35,7 @@ def load(path: Path):
 #: the file exists (the file then records its real time)
 WRITERS = {"demo.json": ("make demo", "about 11-20 min"), "bench.json": ("make bench", "about 12 min"),
            "peers.json": ("make peers DATA=/path/to/multi30k", "about 2 h 10 min"),
+           "peers_profile.json": ("make peers-profile", "about 5 min, after make peers"),
            "text_processing.json": ("python benchmarks/text_processing.py --data DIR --work W", "about 4 h"),
            "install.json": ("python benchmarks/install_time.py", "about 5 min"),
            "tests.json": ("python -m pytest -q -n 2 --dist loadfile tests --results-json results/tests.json",
@@ -180,19 +181,35 @@ def text_processing(run: dict) -> str:
                else "The run has not finished every direction yet: no winner counted."))
 
 
-@from_results("peers.json")
-def peers(run: dict) -> str:
-    """README: the three toolkits side by side, from results/peers.json, with benchmarks/peers/harness.py's own table
-    and target lines (one function serves docs/peers.md and this)."""
+def peers_harness():
+    """benchmarks/peers/harness.py, whose tables these are (one function serves docs/peers.md, the scripts and this)."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "harness.py"
     spec = importlib.util.spec_from_file_location("peers_harness", path)
     harness = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(harness)
+    return harness
+
+
+@from_results("peers.json")
+def peers(run: dict) -> str:
+    """README: the three toolkits side by side, from results/peers.json, with the harness's own table and target
+    lines."""
+    harness = peers_harness()
     cpu = run["cpu"]
     return (f"{cpu_phrase(cpu, cpu.get('fp32_matmul_gflops'))}:\n\n" + harness.results_table(run) + "\n\n"
             + peers_comparison(harness.targets(run)) + ".")
+
+
+@from_results("peers_profile.json")
+def peers_profile(run: dict) -> str:
+    """docs/peers.md: what bounds each toolkit's matched-size speeds, from results/peers_profile.json."""
+    cpu = run["cpu"]
+    return (peers_harness().profile_table(run) + f"\n\n{run['steps']} training steps after the warm-up, and the whole "
+            f"beam-5 translation of test_2016_flickr, of each toolkit's matched-size `general` run, on a "
+            f"{cpu_phrase(cpu, cpu.get('fp32_matmul_gflops'))}: `{run['command']}`, after the `make peers` run above "
+            "(peers_work/). In brackets: the fp32 matmul peak of the toolkit's own torch, measured in its process.")
 
 
 def peers_comparison(measured: dict) -> str:
@@ -399,6 +416,6 @@ def tests(run: dict) -> str:
 
 #: marker name -> builder; flags_table.py's HOMES says which file holds each
 TABLES = {"multi30k-headline": multi30k_headline, "multi30k": multi30k_details, "text-processing": text_processing,
-          "peers": peers, "demo": demo, "demo-details": demo_details, "bench": bench, "bench-details": bench_details,
-          "bench-int8": bench_int8, "install": install, "install-details": install_details,
-          "tests": tests}
+          "peers": peers, "peers-profile": peers_profile, "demo": demo, "demo-details": demo_details, "bench": bench,
+          "bench-details": bench_details, "bench-int8": bench_int8, "install": install,
+          "install-details": install_details, "tests": tests}

@@ -307,6 +307,24 @@ def test_each_results_table_says_which_command_fills_it_before_it_has_run(result
             assert builder(results).startswith("(no results/") and " yet: `" in builder(results), name
 
 
+def test_the_peers_profile_table_against_one_written_out_by_hand(results_tables, tmp_path):
+    reading = {"wall_seconds": 20.0, "product_share": 0.61, "product_gflop_s": 118.4, "product_mflop_per_token": 48.7,
+               "outside_ops_seconds": 3.0, "torch": "2.2.2+cu121", "fp32_matmul_gflops": 141.2,
+               "other_ops": [{"op": "aten::add_", "seconds": 1.0, "calls": 50}]}
+    run = {"cpu": {"model": "Test CPU", "cores": 2, "fp32_matmul_gflops": 150.2}, "steps": 20,
+           "command": "python benchmarks/peers/speed_profile.py", "opennmt_py": {"train": reading}}
+    assert results_tables.peers_profile(write_results(tmp_path, peers_profile=run)) == """\
+| toolkit | torch (fp32 matmul peak) | run | wall s | matrix products: share, GFLOP/s | MFLOP a token | outside torch ops \
+| the largest other ops |
+|---|---|---|---|---|---|---|---|
+| OpenNMT-py | 2.2.2+cu121 (141) | training | 20.0 | 61 %, 118 | 48.7 | 15 % | `aten::add_` 5 % |
+
+20 training steps after the warm-up, and the whole beam-5 translation of test_2016_flickr, of each toolkit's \
+matched-size `general` run, on a 2-core Test CPU, fp32 matmul 150 GFLOP/s: `python benchmarks/peers/speed_profile.py`, \
+after the `make peers` run above (peers_work/). In brackets: the fp32 matmul peak of the toolkit's own torch, \
+measured in its process."""
+
+
 def made_up_install():
     return {"date": "2026-12-04", "cpu": {"model": "Test CPU", "cores": 2, "flags": []}, "commit": "abc1234",
             "make_command": "make install", "total_seconds": 216.4, "rerun_seconds": 0.3,

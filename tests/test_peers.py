@@ -1,12 +1,15 @@
 """The peer comparison's own code (benchmarks/peers/, docs/peers.md), without the peers installed: data conversion,
 each toolkit's configuration, the measurement, reading a recorded log of each toolkit (tests/peers_logs/: trimmed
-from real `make peers SMOKE=1` runs), the table, the targets, the plot, and the one-line refusals."""
+from real `make peers SMOKE=1` runs), the table, the targets, the plot, the profile readings (speed_profile.py) and the
+one-line refusals."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, load_script
@@ -16,6 +19,7 @@ LOGS = Path(__file__).parent / "peers_logs"
 sys.path.insert(0, str(PEERS))  # the harness imports its neighbours (install, measure) by name
 harness = load_script("benchmarks/peers/harness.py")
 measure = load_script("benchmarks/peers/measure.py")
+op_profile = load_script("benchmarks/op_profile.py")
 
 
 @pytest.fixture
@@ -148,6 +152,70 @@ def test_measure_counts_tokens_after_warmup_and_stops_at_the_budget(tmp_path, mo
     assert harness.last_event(harness.measure_events(path.read_text()), "train")["tok_s"] == 50.0
 
 
+#: one product of these sizes: 2·256·128·64 FLOPs
+A, B = torch.randn(256, 128), torch.randn(128, 64)
+PRODUCT_FLOPS = 2 * 256 * 128 * 64
+
+
+def test_the_profile_summary_splits_wall_time_and_counts_product_flops():
+    from torch.profiler import profile
+
+    bias, left, right = torch.randn(64), torch.randn(3, 8, 4), torch.randn(3, 4, 5)
+    start = time.perf_counter()
+    with profile(record_shapes=True) as profiler:
+        for _ in range(4):
+            torch.mm(A, B)
+            torch.addmm(bias, A, B)
+            torch.bmm(left, right)
+            torch.relu(A)
+    wall = time.perf_counter() - start
+    reading = op_profile.summary(profiler.key_averages(group_by_input_shape=True), wall, tokens=2)
+    flops = 4 * (2 * PRODUCT_FLOPS + 2 * 3 * 8 * 4 * 5)  # mm and addmm of A·B, bmm of 3 (8x4)·(4x5)
+    assert reading["product_gflop"] == round(flops / 1e9, 6)
+    assert reading["product_mflop_per_token"] == round(flops / 2 / 1e6, 2)
+    assert 0 < reading["product_seconds"] <= reading["op_seconds"] <= wall + 0.001  # rounded to milliseconds
+    assert abs(reading["outside_ops_seconds"] + reading["op_seconds"] - wall) <= 0.002
+    others = {op["op"]: op["calls"] for op in reading["other_ops"]}
+    assert others["aten::relu"] == 4 and not set(others) & set(op_profile.PRODUCTS)
+
+
+def test_a_profiled_training_reads_the_steps_after_the_warmup_and_then_stops(tmp_path):
+    path = tmp_path / "m.jsonl"
+    run = measure.TrainMeasure(str(path), budget_seconds=3600, tag="p", profile_steps=2)
+    actions = []
+    for step in range(1, 7):
+        run.step_started()
+        for _ in range(step):  # step k: k products
+            torch.mm(A, B)
+        actions.append(run.step_done(10 * step))
+        if actions[-1] == "stop":
+            break
+    assert actions == [None, None, None, None, "stop"]  # steps 4 and 5 profiled, then the run ends
+    event = harness.last_event(harness.measure_events(path.read_text()), "profile")
+    assert (event["mode"], event["tag"], event["steps"], event["tokens"]) == ("train", "p", 2, 40 + 50)
+    assert event["product_gflop"] == round((4 + 5) * PRODUCT_FLOPS / 1e9, 6)
+    assert event["torch"] == torch.__version__ and event["fp32_matmul_gflops"] > 0
+
+
+def test_a_profiled_translation_reads_its_first_call_and_an_unprofiled_one_writes_no_profile(tmp_path):
+    path = tmp_path / "m.jsonl"
+    calls = measure.TimedCalls(profile=True)
+    product = calls.wrap(torch.mm)
+    product(A, B)
+    product(A, B)  # timed, not profiled
+    measure.translate_event(str(path), "beam", sentences=4, calls=calls, beam=5, threads=1, output_tokens=20)
+    events = harness.measure_events(path.read_text())
+    assert harness.last_event(events, "translate")["seconds"] == round(sum(calls.seconds), 3)
+    profiled = harness.last_event(events, "profile")
+    assert (profiled["mode"], profiled["beam"], profiled["tokens"]) == ("translate", 5, 20)
+    assert profiled["product_gflop"] == round(PRODUCT_FLOPS / 1e9, 6)
+    plain = measure.TimedCalls()
+    plain.wrap(torch.mm)(A, B)
+    measure.translate_event(str(path), "plain", sentences=1, calls=plain, beam=5, threads=1, output_tokens=3)
+    events = harness.measure_events(path.read_text())
+    assert harness.last_event(events, "translate", "plain") and harness.last_event(events, "profile", "plain") is None
+
+
 RECORDED = {  # toolkit -> (log, what it says: our measure event (tok/s, steps, tokens in the window), the
     # median of the toolkit's own logged speed, the warnings about the run, the count of deprecation notices)
     "fairseq_attn_gru": ("fairseq_attn_gru.train.log", {"measured": (1228.3, 18, 15420), "own": 1225.9,
@@ -211,6 +279,43 @@ def test_table_and_targets():
     assert lines[2] == "test_2016_flickr sacreBLEU over the better peer: +1.00 (target +2.0: missed)"
     del results["joeynmt"]["matched"]["train_tok_s"]
     assert harness.targets(results)["train_tok_s_vs_faster_peer"]["value"] == 2.0  # a missing figure is skipped
+
+
+def test_profile_table():
+    reading = lambda share, outside: {  # noqa: E731
+        "wall_seconds": 10.0, "product_share": share, "product_gflop_s": 120.0, "product_mflop_per_token": 45.3,
+        "outside_ops_seconds": outside, "torch": "2.13.0", "fp32_matmul_gflops": 150.4,
+        "other_ops": [{"op": "aten::tanh", "seconds": 1.0, "calls": 9}, {"op": "aten::copy_", "seconds": 0.5,
+                                                                          "calls": 3}]}
+    profiled = {"fairseq_attn_gru": {"train": reading(0.7, 1.0), "translate": reading(0.3, 4.0)},
+                "opennmt_py": {"train": reading(0.8, 0.5)}}
+    rows = harness.profile_table(profiled).splitlines()
+    assert len(rows) == 5
+    assert rows[2] == ("| fairseq-attn-gru | 2.13.0 (150) | training | 10.0 | 70 %, 120 | 45.3 | 10 % | "
+                       "`aten::tanh` 10 %, `aten::copy_` 5 % |")
+    assert rows[3].startswith("| fairseq-attn-gru | 2.13.0 (150) | beam 5 | 10.0 | 30 %, 120 | 45.3 | 40 % |")
+    assert rows[4].startswith("| OpenNMT-py |")
+
+
+def test_profile_needs_a_finished_run_and_says_so_in_one_line(tmp_path):
+    def profile(*arguments):
+        return subprocess.run([sys.executable, str(PEERS / "speed_profile.py"), "--work", str(tmp_path / "work"),
+                               *arguments], capture_output=True, text=True, cwd=REPO)
+
+    missing = tmp_path / "none.json"
+    result = profile("--peers", str(missing))
+    assert result.returncode == 2 and result.stderr.strip() == \
+        f"error: --peers {str(missing)!r} does not exist: run `make peers` to the end first"
+    peers = sample_results()
+    for toolkit in harness.TOOLKITS:
+        peers[toolkit]["matched"].update(train_setting={"threads": 2}, translate_threads=2)
+    (tmp_path / "peers.json").write_text(json.dumps(peers))
+    result = profile("--peers", str(tmp_path / "peers.json"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {tmp_path / 'work' / 'data' / 'test_2016_flickr.de'} is missing")
+    result = profile("--steps", "0")
+    assert result.returncode == 2 and result.stderr.strip() == \
+        "error: --steps=0 is not allowed: a positive number of training steps"
 
 
 def test_docs_section_is_written_between_its_markers(tmp_path):

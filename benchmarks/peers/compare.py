@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,18 @@ def config_path(work: Path, toolkit: str, config: str, data: dict, prep: Path, p
     return harness.write_config(path, content)
 
 
+def final_weights(run_dir: Path, toolkit: str) -> Path:
+    """Where a run's runner saves the weights at the end of its budget (Joey NMT's own suffix for them)."""
+    return run_dir / f"final{'.ckpt' if toolkit == 'joeynmt' else '.pt'}"
+
+
+def fresh_model_dir(work: Path, toolkit: str, config: str) -> None:
+    """The configuration's own model directory, emptied: no toolkit resumes from an earlier run's files there."""
+    model_dir = work / toolkit / config / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model_dir.mkdir(parents=True)  # OpenNMT-py's log_file goes there
+
+
 def train(work: Path, toolkit: str, config: str, setting: dict, seconds: float, curve_seconds: float, data: dict,
           prep: Path, precision: str) -> dict:
     """Train (or reuse a finished training of) one toolkit/config/setting ({"threads", ...LOADER_VARIANTS}); returns
@@ -133,7 +146,7 @@ def train(work: Path, toolkit: str, config: str, setting: dict, seconds: float, 
     threads, variant = setting["threads"], {key: value for key, value in setting.items() if key != "threads"}
     name = f"{config}-t{threads}{harness.variant_name(variant)}"
     run_dir = work / toolkit / name
-    measure, final = run_dir / "measure.jsonl", run_dir / f"final{'.ckpt' if toolkit == 'joeynmt' else '.pt'}"
+    measure, final = run_dir / "measure.jsonl", final_weights(run_dir, toolkit)
     done = run_dir / "train_done.json"
     config_file = config_path(work, toolkit, config, data, prep, precision, variant)
     identity = {"config_sha256": sha256(config_file), "seconds": seconds, "curve_seconds": curve_seconds}
@@ -144,10 +157,7 @@ def train(work: Path, toolkit: str, config: str, setting: dict, seconds: float, 
             return result
     for stale in (measure, final):
         stale.unlink(missing_ok=True)
-    import shutil
-
-    shutil.rmtree(work / toolkit / config / "model", ignore_errors=True)
-    (work / toolkit / config / "model").mkdir(parents=True)  # OpenNMT-py's log_file goes there
+    fresh_model_dir(work, toolkit, config)
     shutil.rmtree(run_dir / "curve", ignore_errors=True)
     print(f"    {toolkit} {name}: training {seconds / 60:.2f} min with {threads} thread(s)"
           f"{f', {variant}' if variant else ''} ...", flush=True)

@@ -419,6 +419,27 @@ def results_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def profile_table(results: dict) -> str:
+    """speed_profile.py's readings (results/peers_profile.json) in Markdown: one row per toolkit and run."""
+    rows = ["| toolkit | torch (fp32 matmul peak) | run | wall s | matrix products: share, GFLOP/s | MFLOP a token "
+            "| outside torch ops | the largest other ops |", "|---|---|---|---|---|---|---|---|"]
+    for toolkit in TOOLKITS:
+        for mode in ("train", "translate"):
+            reading = results.get(toolkit, {}).get(mode)
+            if reading is None:
+                continue
+            wall = reading["wall_seconds"]
+            others = reading["other_ops"][:3]
+            rows.append(
+                f"| {TOOLKIT_NAMES[toolkit]} | {reading['torch']} ({reading['fp32_matmul_gflops']:.0f}) | "
+                f"{'training' if mode == 'train' else 'beam 5'} | {wall:.1f} | "
+                f"{100 * reading['product_share']:.0f} %, {reading['product_gflop_s'] or 0:.0f} | "
+                f"{reading['product_mflop_per_token'] or 0:.1f} | "
+                f"{100 * reading['outside_ops_seconds'] / wall:.0f} % | "
+                + ", ".join(f"`{op['op']}` {100 * op['seconds'] / wall:.0f} %" for op in others) + " |")
+    return "\n".join(rows)
+
+
 def targets_lines(results: dict) -> List[str]:
     names = {"train_tok_s_vs_faster_peer": "training tok/s vs the faster peer",
              "beam5_sent_s_vs_faster_peer": "beam-5 sent/s vs the faster peer",

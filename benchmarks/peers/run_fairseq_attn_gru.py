@@ -15,11 +15,10 @@ already-encoded lines; the time of its generate call measured.
 """
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import BudgetReached, TrainMeasure, run_peer, translate_event  # noqa: E402
+from measure import BudgetReached, TimedCalls, TrainMeasure, run_peer, translate_event  # noqa: E402
 
 
 def save(trainer, path) -> None:
@@ -34,7 +33,7 @@ def train(args) -> None:
     from fairseq_cli import train as fairseq_train
 
     flags = json.loads(Path(args.config).read_text())["flags"]
-    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag)
+    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag, args.profile_steps)
     original = fairseq_trainer.Trainer.train_step
 
     def measured_train_step(self, samples, *a, **k):
@@ -73,13 +72,12 @@ def translate(args) -> None:
     hub = translator.hub
     lines = Path(args.src).read_text(encoding="utf-8").splitlines()
     tokens = [hub.src_dict.encode_line(line, add_if_not_exist=False) for line in lines]
-    start = time.perf_counter()
-    outputs = hub.generate(tokens, beam=args.beam)
-    seconds = time.perf_counter() - start
+    calls = TimedCalls(profile=args.profile_steps > 0)
+    outputs = calls.wrap(hub.generate)(tokens, beam=args.beam)
     hypotheses = [hub.tgt_dict.string(hypos[0]["tokens"].int().cpu(), extra_symbols_to_ignore={hub.tgt_dict.eos()})
                   for hypos in outputs]
     Path(args.out).write_text("".join(line + "\n" for line in hypotheses), encoding="utf-8")
-    translate_event(args.measure, args.tag, len(lines), seconds, args.beam, args.threads,
+    translate_event(args.measure, args.tag, len(lines), calls, args.beam, args.threads,
                     sum(len(line.split()) + 1 for line in hypotheses))
 
 

@@ -12,11 +12,10 @@ stream, its printed translations kept; the time of its ``predict`` call measured
 """
 import contextlib
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import TrainMeasure, run_peer, translate_event  # noqa: E402
+from measure import TimedCalls, TrainMeasure, run_peer, translate_event  # noqa: E402
 
 
 def save_weights(trainer, path) -> None:
@@ -31,7 +30,7 @@ def train(args) -> None:
     from joeynmt import __main__ as joey_main
     from joeynmt import training
 
-    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag)
+    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag, args.profile_steps)
     original = training.TrainManager._train_step
 
     def measured_train_step(self, batch):
@@ -68,16 +67,8 @@ def translate(args) -> None:
     cfg["testing"]["batch_size"] = args.batch_size
     cfg["testing"]["batch_type"] = "sentence"
     get_logger("", log_file=str(Path(args.out).with_suffix(".joeynmt.log")))
-    timings = []
-    original = prediction.predict
-
-    def timed_predict(*a, **k):
-        start = time.perf_counter()
-        result = original(*a, **k)
-        timings.append(time.perf_counter() - start)
-        return result
-
-    prediction.predict = timed_predict
+    calls = TimedCalls(profile=args.profile_steps > 0)
+    prediction.predict = calls.wrap(prediction.predict)
     lines = Path(args.src).read_text(encoding="utf-8").splitlines()
     # Joey's translate reads a non-interactive stdin as its input; its output_path fails in 2.3.0 (it reads
     # args.n_best, which is args.test.n_best), so it prints the translations, one a line, into the output file
@@ -86,7 +77,7 @@ def translate(args) -> None:
         with contextlib.redirect_stdout(out):
             prediction.translate(cfg=cfg, output_path=None)
     hypotheses = Path(args.out).read_text(encoding="utf-8").splitlines()
-    translate_event(args.measure, args.tag, len(lines), sum(timings), args.beam, args.threads,
+    translate_event(args.measure, args.tag, len(lines), calls, args.beam, args.threads,
                     sum(len(line.split()) + 1 for line in hypotheses))
 
 

@@ -12,11 +12,10 @@ translate: `onmt_translate` (its own entry point: -model F -src FILE -output FIL
 """
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import BudgetReached, TrainMeasure, run_peer, translate_event  # noqa: E402
+from measure import BudgetReached, TimedCalls, TrainMeasure, run_peer, translate_event  # noqa: E402
 
 
 def save_checkpoint(trainer, path) -> None:
@@ -35,7 +34,7 @@ def train(args) -> None:
     from onmt import trainer as onmt_trainer
     from onmt.bin import train as onmt_train
 
-    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag)
+    measure = TrainMeasure(args.measure, args.budget_seconds, args.curve_seconds, args.tag, args.profile_steps)
     accumulate, train_loop = onmt_trainer.Trainer._gradient_accumulation, onmt_trainer.Trainer.train
 
     def measured_accumulation(self, true_batches, normalization, total_stats, report_stats):
@@ -72,23 +71,15 @@ def translate(args) -> None:
     from onmt.bin import translate as onmt_translate
     from onmt.translate import translator
 
-    timings = []
-    original = translator.Inference._translate
-
-    def timed_translate(self, *a, **k):
-        start = time.perf_counter()
-        result = original(self, *a, **k)
-        timings.append(time.perf_counter() - start)
-        return result
-
-    translator.Inference._translate = timed_translate
+    calls = TimedCalls(profile=args.profile_steps > 0)
+    translator.Inference._translate = calls.wrap(translator.Inference._translate)
     sys.argv = ["onmt_translate", "-model", args.checkpoint, "-src", args.src, "-output", args.out,
                 "-beam_size", str(args.beam), "-batch_size", str(args.batch_size), "-batch_type", "sents",
                 "-seed", "1"]
     onmt_translate.main()
     lines = Path(args.src).read_text(encoding="utf-8").splitlines()
     hypotheses = Path(args.out).read_text(encoding="utf-8").splitlines()
-    translate_event(args.measure, args.tag, len(lines), sum(timings), args.beam, args.threads,
+    translate_event(args.measure, args.tag, len(lines), calls, args.beam, args.threads,
                     sum(len(line.split()) + 1 for line in hypotheses))
 
 
