@@ -281,6 +281,23 @@ def test_table_and_targets():
     assert harness.targets(results)["train_tok_s_vs_faster_peer"]["value"] == 2.0  # a missing figure is skipped
 
 
+def test_the_output_length_line_puts_beam_speed_per_output_token():
+    results = sample_results()
+    results["settings"]["matched_minutes"] = 3.0
+    for toolkit, tokens in (("fairseq_attn_gru", 2000), ("joeynmt", 1000), ("opennmt_py", 800)):
+        results[toolkit]["matched"].update(beam5_output_tokens=tokens, translate_sentences=100)
+    line = harness.output_length_line(results)
+    # 40 sent/s × 20 tokens, 10 × 10, 25 × 8: 800 against the faster peer's 200
+    assert line.endswith("beam-5 output tokens a sentence: fairseq-attn-gru 20.0, Joey NMT 10.0, OpenNMT-py 8.0; "
+                         "beam-5 output tokens/s: fairseq-attn-gru 800, Joey NMT 100, OpenNMT-py 200 (4.00× the "
+                         "faster peer).")
+    assert line.startswith("The matched models, trained 3 minutes,")
+    assert line in harness.docs_section(results)
+    for toolkit in ("joeynmt", "opennmt_py"):
+        del results[toolkit]["matched"]["beam5_output_tokens"]  # a run from before the lengths were kept
+    assert harness.output_length_line(results) is None and "output tokens/s" not in harness.docs_section(results)
+
+
 def test_profile_table():
     reading = lambda share, outside: {  # noqa: E731
         "wall_seconds": 10.0, "product_share": share, "product_gflop_s": 120.0, "product_mflop_per_token": 45.3,

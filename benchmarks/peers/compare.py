@@ -373,7 +373,7 @@ def compare(args, work: Path, data_dir: Path, settings: dict, limit):
             entry.update(beam5_sent_s=beams[threads]["sent_s"], greedy_sent_s=greedy["sent_s"],
                          beam5_sent_s_by_threads={t: beams[t]["sent_s"] for t in threads_tried},
                          translate_threads=threads, beam5_output_tokens=beams[threads]["output_tokens"],
-                         greedy_output_tokens=greedy["output_tokens"],
+                         greedy_output_tokens=greedy["output_tokens"], translate_sentences=greedy["sentences"],
                          test_2016_flickr_sacrebleu=score(beams[threads]["output"], "test_2016_flickr", data,
                                                           processing)["score"])
             length = beams[threads]["output_tokens"] / max(1, beams[threads]["sentences"])
@@ -420,11 +420,13 @@ def compare(args, work: Path, data_dir: Path, settings: dict, limit):
                         "tok_s_by_setting": general["tok_s_by_setting"],
                         "beam5_sent_s_by_threads": general["beam5_sent_s_by_threads"],
                         "own_log_tok_s": general["own_log_tok_s"], "params": general.get("params"),
+                        **{key: general.get(key) for key in harness.OUTPUT_LENGTH_KEYS},
                         "warnings": general["warnings"], "deprecations": general.get("deprecations", []),
                         "test_2016_flickr_sacrebleu": general["test_2016_flickr_sacrebleu"],
                         "bahdanau": {key: matched[toolkit]["bahdanau"].get(key) for key in
                                      ("tok_s", "beam5_sent_s", "greedy_sent_s", "peak_rss_mb", "own_log_tok_s",
-                                      "params", "warnings", "deprecations", "test_2016_flickr_sacrebleu")},
+                                      "params", "warnings", "deprecations", "test_2016_flickr_sacrebleu",
+                                      *harness.OUTPUT_LENGTH_KEYS)},
                         "notes": harness.MATCH_NOTES.get(toolkit, [])},
             "budget": final,
         }

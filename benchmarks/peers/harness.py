@@ -440,6 +440,36 @@ def profile_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+#: what a matched translation's speed depends on besides the toolkit: how many tokens it wrote for how many sentences
+OUTPUT_LENGTH_KEYS = ("beam5_output_tokens", "greedy_output_tokens", "translate_sentences")
+
+
+def beam5_output_tok_s(matched: dict) -> Optional[float]:
+    """Beam-5 output tokens a second: sentences/s times the output tokens a sentence."""
+    tokens, sentences, sent_s = (matched.get(key) for key in ("beam5_output_tokens", "translate_sentences",
+                                                                "beam5_sent_s"))
+    return round(sent_s * tokens / sentences, 1) if tokens and sentences and sent_s else None
+
+
+def output_length_line(results: dict) -> Optional[str]:
+    """Models trained a few minutes write outputs of different lengths, and a beam search's time grows with the
+    tokens it writes: the matched `general` runs' beam-5 output tokens a sentence and output tokens a second."""
+    present = [toolkit for toolkit in TOOLKITS if beam5_output_tok_s(_get(results, (toolkit, "matched")) or {})]
+    if len(present) < 2:
+        return None
+    matched = {toolkit: results[toolkit]["matched"] for toolkit in present}
+    lengths = ", ".join(f"{TOOLKIT_NAMES[t]} {m['beam5_output_tokens'] / m['translate_sentences']:.1f}"
+                        for t, m in matched.items())
+    rates = ", ".join(f"{TOOLKIT_NAMES[t]} {_fmt(beam5_output_tok_s(m))}" for t, m in matched.items())
+    line = (f"The matched models, trained {_fmt(_get(results, ('settings', 'matched_minutes')), 0)} minutes, write "
+            f"outputs of different lengths, and a beam search's time grows with the tokens it writes: beam-5 output "
+            f"tokens a sentence: {lengths}; beam-5 output tokens/s: {rates}")
+    if "fairseq_attn_gru" in matched:
+        peers = [beam5_output_tok_s(m) for t, m in matched.items() if t != "fairseq_attn_gru"]
+        line += f" ({ratio(beam5_output_tok_s(matched['fairseq_attn_gru']), peers):.2f}× the faster peer)"
+    return line + "."
+
+
 def targets_lines(results: dict) -> List[str]:
     names = {"train_tok_s_vs_faster_peer": "training tok/s vs the faster peer",
              "beam5_sent_s_vs_faster_peer": "beam-5 sent/s vs the faster peer",
@@ -502,6 +532,7 @@ def docs_section(results: dict, results_name: str = "results/peers.json") -> str
              f"{cpu.get('fp32_matmul_gflops', '?')} GFLOP/s measured at its start; matched runs "
              f"{settings.get('matched_minutes', '?')} min each, budget {settings.get('budget_minutes', '?')} min.", "",
              results_table(results), "", *[f"- {line}" for line in targets_lines(results)], "",
+             *([output_length_line(results), ""] if output_length_line(results) else []),
              "Matched size, the Bahdanau-style configuration (`gru_bahdanau` and the peers' MLP attention):", "",
              "| toolkit | parameters | training tok/s | beam-5 sent/s | greedy sent/s | peak RSS MB |",
              "|---|---|---|---|---|---|"]
