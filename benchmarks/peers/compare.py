@@ -112,10 +112,26 @@ def sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def split_setting(setting: dict):
+    """A training setting ({"threads", ...LOADER_VARIANTS}) as (threads, the loader variant)."""
+    return setting["threads"], {key: value for key, value in setting.items() if key != "threads"}
+
+
+def config_file(work: Path, toolkit: str, config: str, variant: dict) -> Path:
+    """Where config_path writes a toolkit's configuration file."""
+    return work / toolkit / f"{config}{harness.variant_name(variant)}{CONFIG_SUFFIX[toolkit]}"
+
+
+def training_dir(work: Path, toolkit: str, config: str, setting: dict) -> Path:
+    """The directory of one training (its measure file, its final weights, its curve checkpoints)."""
+    threads, variant = split_setting(setting)
+    return work / toolkit / f"{config}-t{threads}{harness.variant_name(variant)}"
+
+
 def config_path(work: Path, toolkit: str, config: str, data: dict, prep: Path, precision: str,
                 variant: dict) -> Path:
     run_dir = work / toolkit / config
-    path = work / toolkit / f"{config}{harness.variant_name(variant)}{CONFIG_SUFFIX[toolkit]}"
+    path = config_file(work, toolkit, config, variant)
     if toolkit == "joeynmt":
         content = harness.joeynmt_config(config, data, run_dir / "model")
     elif toolkit == "opennmt_py":
@@ -143,9 +159,9 @@ def train(work: Path, toolkit: str, config: str, setting: dict, seconds: float, 
           prep: Path, precision: str) -> dict:
     """Train (or reuse a finished training of) one toolkit/config/setting ({"threads", ...LOADER_VARIANTS}); returns
     its train event with peak_rss_mb, the log's own speed figure and warnings, and the setting."""
-    threads, variant = setting["threads"], {key: value for key, value in setting.items() if key != "threads"}
-    name = f"{config}-t{threads}{harness.variant_name(variant)}"
-    run_dir = work / toolkit / name
+    threads, variant = split_setting(setting)
+    run_dir = training_dir(work, toolkit, config, setting)
+    name = run_dir.name
     measure, final = run_dir / "measure.jsonl", final_weights(run_dir, toolkit)
     done = run_dir / "train_done.json"
     config_file = config_path(work, toolkit, config, data, prep, precision, variant)

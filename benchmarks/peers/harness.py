@@ -527,12 +527,13 @@ def docs_section(results: dict, results_name: str = "results/peers.json") -> str
     the targets, the matched Bahdanau-style row, the settings each toolkit ran with, the installs, the warnings."""
     cpu = results.get("cpu", {})
     settings = results.get("settings", {})
+    length_line = output_length_line(results)
     lines = [f"From `{results_name}` ([plot](../results/peers.png)), written by `{results.get('command', '?')}` "
              f"on {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, fp32 matmul "
              f"{cpu.get('fp32_matmul_gflops', '?')} GFLOP/s measured at its start; matched runs "
              f"{settings.get('matched_minutes', '?')} min each, budget {settings.get('budget_minutes', '?')} min.", "",
              results_table(results), "", *[f"- {line}" for line in targets_lines(results)], "",
-             *([output_length_line(results), ""] if output_length_line(results) else []),
+             *([length_line, ""] if length_line else []),
              "Matched size, the Bahdanau-style configuration (`gru_bahdanau` and the peers' MLP attention):", "",
              "| toolkit | parameters | training tok/s | beam-5 sent/s | greedy sent/s | peak RSS MB |",
              "|---|---|---|---|---|---|"]

@@ -27,23 +27,21 @@ import compare  # noqa: E402
 import harness  # noqa: E402
 
 
-def profile_event(measure: Path, mode: str) -> dict:
-    event = next((e for e in harness.measure_events(measure.read_text()) if e.get("event") == "profile"
-                  and e.get("mode") == mode), None)
+def profile_event(measure: Path) -> dict:
+    event = harness.last_event(harness.measure_events(measure.read_text()), "profile")
     if event is None:
-        raise compare.Failed(f"no {mode} profile in {measure}")
+        raise compare.Failed(f"no profile in {measure}")
     return event
 
 
 def matched_run(work: Path, toolkit: str, matched: dict) -> dict:
     """The `make peers` run profiled for a toolkit: its configuration file, its trained weights and its settings."""
     setting = matched["train_setting"]
-    threads, variant = setting["threads"], {key: value for key, value in setting.items() if key != "threads"}
+    threads, variant = compare.split_setting(setting)
     return {"setting": setting, "threads": threads, "variant": variant,
             "translate_threads": matched["translate_threads"],
-            "config": work / toolkit / f"general{harness.variant_name(variant)}{compare.CONFIG_SUFFIX[toolkit]}",
-            "trained": compare.final_weights(work / toolkit / f"general-t{threads}{harness.variant_name(variant)}",
-                                             toolkit)}
+            "config": compare.config_file(work, toolkit, "general", variant),
+            "trained": compare.final_weights(compare.training_dir(work, toolkit, "general", setting), toolkit)}
 
 
 def profile_toolkit(work: Path, toolkit: str, run: dict, source: Path, steps: int) -> dict:
@@ -59,7 +57,7 @@ def profile_toolkit(work: Path, toolkit: str, run: dict, source: Path, steps: in
     compare.run_measured(toolkit, ["train", run["config"], "--measure", measure, "--threads", threads,
                                    "--budget-seconds", 3600, "--final", compare.final_weights(out, toolkit),
                                    "--tag", "profile-train", "--profile-steps", steps], out / "train.log", threads)
-    readings = {"train": {**profile_event(measure, "train"), "setting": run["setting"]}}
+    readings = {"train": {**profile_event(measure), "setting": run["setting"]}}
     print(f"    {toolkit}: beam-5 translation of {source.name}, {translate_threads} thread(s) ...", flush=True)
     measure = out / "translate.measure.jsonl"
     measure.unlink(missing_ok=True)
@@ -67,7 +65,7 @@ def profile_toolkit(work: Path, toolkit: str, run: dict, source: Path, steps: in
                                    "--out", out / "test_2016_flickr.beam5.bpe", "--beam", 5, "--threads",
                                    translate_threads, "--measure", measure, "--tag", "profile-translate",
                                    "--profile-steps", 1], out / "translate.log", translate_threads)
-    readings["translate"] = {**profile_event(measure, "translate"), "threads": translate_threads}
+    readings["translate"] = {**profile_event(measure), "threads": translate_threads}
     return readings
 
 
