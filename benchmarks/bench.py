@@ -12,9 +12,10 @@ beam-5 and greedy sentences/s through fairseq's SequenceGenerator; peak RSS; FLO
 training / the matmul peak of the dtype in use, both measured by this run. Each ratio to the lstm is the ratio of
 the medians, with its range over the rounds (each round's model against that round's lstm). The fp32 matmul peak is
 measured at the start of every round. When the rounds disagree by more than 10 % (that peak, or a model's training
-ratio to the lstm), another load shared the CPU: the run ends with a warning line, also kept in results.json
-(``noise_warning``). On one shared EPYC fairseq's lstm slowed more than these models, and every ratio came out
-too high (docs/history/benchmarks.md).
+ratio to the lstm), the CPU's speed varied during the run: the run ends with a warning line, also kept in
+results.json (``noise_warning``). Another load sharing the CPU does that (on one shared EPYC fairseq's lstm slowed
+more than these models, and every ratio came out too high: docs/history/benchmarks.md), and so does a host whose
+speed drifts on its own (a quiet 2-core EPYC's ratios spread 11 % over three rounds, results/bench.json).
 
 FLOPs are counted from the layer shapes (see ``count_flops``): every matrix product of an m×k by k×n matrix is
 2·m·k·n; elementwise work (gates, tanh, softmax) is not counted; training = 3 × forward (the backward pass costs
@@ -332,13 +333,13 @@ def noise_warning(results):
 
 def spread_warning(spreads):
     """One line naming each measurement whose values over the rounds (``spreads``: what -> values) disagree by more
-    than QUIET_SPREAD, else None: then another load shared the CPU."""
+    than QUIET_SPREAD, else None (then the CPU ran at one speed throughout, as far as the rounds can tell)."""
     noisy = [f"{what} {min(values):g}-{max(values):g}" for what, values in spreads.items()
              if max(values) > QUIET_SPREAD * min(values)]
     if not noisy:
         return None
     return (f"warning: the rounds disagree by more than {round(100 * (QUIET_SPREAD - 1))} % ({'; '.join(noisy)}): "
-            f"another load shared the CPU; rerun on a quiet machine before quoting these ratios")
+            f"the host's speed varied between rounds; quote each ratio with its range")
 
 
 def main():

@@ -181,15 +181,20 @@ def text_processing(run: dict) -> str:
                else "The run has not finished every direction yet: no winner counted."))
 
 
-def peers_harness():
-    """benchmarks/peers/harness.py, whose tables these are (one function serves docs/peers.md, the scripts and this)."""
+def benchmark_module(name: str, relative: str):
+    """A benchmark script loaded by its path (benchmarks/ is not a package), for the functions its tables and
+    warnings share with it: one function serves the script and the generated docs."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "harness.py"
-    spec = importlib.util.spec_from_file_location("peers_harness", path)
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    return harness
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def peers_harness():
+    """benchmarks/peers/harness.py, whose tables these are (docs/peers.md, the peers' scripts and this)."""
+    return benchmark_module("peers_harness", "benchmarks/peers/harness.py")
 
 
 @from_results("peers.json")
@@ -302,7 +307,9 @@ def bench_provenance(run: dict) -> str:
     where = run.get("device") or cpu_phrase(run["cpu"], run.get("sgemm_gflops"))
     line = (f"`make bench` on a {where}, {run.get('date', 'date not recorded')}, medians of {rounds} rounds, "
             f"{number(run.get('wall_minutes'))} min: `{run.get('command', 'python benchmarks/bench.py')}`")
-    return line + (f". {run['noise_warning']}" if run.get("noise_warning") else "")
+    # bench.py's warning from the rounds the file keeps, worded as bench.py words it now (not the file's copy)
+    warning = benchmark_module("bench", "benchmarks/bench.py").noise_warning(run)
+    return line + (f". {warning}" if warning else "")
 
 
 @from_results("bench.json")
