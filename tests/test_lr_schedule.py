@@ -4,7 +4,12 @@ The expected rates come from the closed formula and from plateau counts worked o
 """
 import argparse
 import math
+import os
 import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,10 +30,11 @@ def inverse_sqrt(update: int) -> float:
     return LR * update / WARMUP if update < WARMUP else LR * math.sqrt(WARMUP / update)
 
 
-def schedule(maximize=False, shrink=0.5, patience=2):
+def schedule(maximize=False, shrink=0.5, patience=2, decay_fraction=0.0, stop_time_hours=0.0, max_update=0):
     optimizer = SGD(argparse.Namespace(lr=[LR], momentum=0.0, weight_decay=0.0), [torch.nn.Parameter(torch.zeros(1))])
     cfg = InverseSqrtPlateauConfig(warmup_updates=WARMUP, lr_shrink=shrink, lr_patience=patience, lr=[LR],
-                                   maximize_best_checkpoint_metric=maximize)
+                                   maximize_best_checkpoint_metric=maximize, lr_decay_fraction=decay_fraction,
+                                   stop_time_hours=stop_time_hours, max_update=max_update)
     return InverseSqrtPlateauSchedule(cfg, optimizer)
 
 
@@ -62,6 +68,86 @@ def test_resumed_schedule_goes_on_where_it_stopped():
     resumed.load_state_dict(first.state_dict())
     rates = run_epochs(resumed, LOSSES[6:], first_epoch=7)
     assert rates == pytest.approx(expected_rates(range(7, len(LOSSES) + 1)), rel=1e-12)
+
+
+FALLING = [5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.25, 0.1]  # a new best each validation: no plateau shrink
+
+
+def test_budgeted_end_by_max_update_falls_linearly_to_zero():
+    """--max-update 20, --lr-decay-fraction 0.5: full rate to update 10, then (20 - t) / 10 of it, 0 from 20 on."""
+    rates = run_epochs(schedule(decay_fraction=0.5, max_update=20), FALLING)
+    expected = [inverse_sqrt(t) * min(1.0, max(0.0, (20 - t) / 10)) for t in range(1, 3 * len(FALLING) + 1)]
+    assert rates == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert rates[9] == pytest.approx(inverse_sqrt(10)) and rates[14] == pytest.approx(inverse_sqrt(15) / 2)
+
+
+class Clock:
+    """time.time for the schedule's module, set by hand (seconds)."""
+
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_budgeted_end_by_time_plans_the_budget_from_the_pace_at_each_validation(monkeypatch):
+    """--stop-time-hours 1, --lr-decay-fraction 0.5, 3 updates an epoch. The plan at each validation is updates done
+    x 3600 s / seconds trained: after epoch 1 (600 s) 3 x 6 = 18, decaying from update 9; epoch 2 ends at 1800 s
+    (slower), so the plan becomes 6 x 2 = 12 and epoch 3's updates 7-9 get (12 - t) / 6; a resumed schedule counts
+    the seconds trained before it."""
+    clock = Clock()
+    monkeypatch.setattr("fairseq_attn_gru.optim.inverse_sqrt_plateau.time.time", clock)
+    scheduler = schedule(decay_fraction=0.5, stop_time_hours=1.0)
+    rates = []
+    for epoch, seconds_at_validation in enumerate([600, 1800, 2400], start=1):
+        for update in range(3 * epoch - 2, 3 * epoch + 1):
+            rates.append(scheduler.step_update(update))
+        clock.now = 1000.0 + seconds_at_validation
+        scheduler.step(epoch, FALLING[epoch - 1])
+    assert scheduler.budget_updates == round(9 * 3600 / 2400)  # 13.5 -> 14 (the third plan)
+    expected = [inverse_sqrt(t) for t in range(1, 7)] + [inverse_sqrt(t) * (12 - t) / 6 for t in range(7, 10)]
+    assert rates == pytest.approx(expected, rel=1e-12)
+
+    saved = scheduler.state_dict()
+    clock.now = 50000.0  # a new process: 2,400 s trained before, 1,200 s in this one
+    resumed = schedule(decay_fraction=0.5, stop_time_hours=1.0)
+    resumed.load_state_dict(saved)
+    assert resumed.budget_updates == 14 and resumed.step_update(10) == pytest.approx(inverse_sqrt(10) * 4 / 7)
+    clock.now += 1200
+    resumed.step(4, FALLING[3])
+    assert resumed.budget_updates == round(10 * 3600 / 3600)  # 10 updates in 3,600 s: the budget is spent
+    assert resumed.step_update(11) == 0.0
+
+
+RANK_PLAN = """
+import os, sys, time
+import torch.distributed as dist
+sys.path.insert(0, {tests!r})
+from test_lr_schedule import schedule
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+scheduler = schedule(decay_fraction=0.5, stop_time_hours=1.0)
+scheduler.started = time.time() - (600 if rank == 0 else 900)  # rank 1's clock: 900 s trained, rank 0's 600 s
+for update in (1, 2, 3):
+    scheduler.step_update(update)
+scheduler.step(1, 5.0)
+print("rank", rank, "budget", scheduler.budget_updates, flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_distributed_workers_plan_the_same_budget_from_rank_0s_clock(tmp_path):
+    """Two gloo ranks whose clocks disagree (600 and 900 s for 3 updates in a 1-hour budget) both plan rank 0's
+    3 x 3600 / 600 = 18 updates: with their own clocks they would step with different rates and drift apart."""
+    script = tmp_path / "rank_plan.py"
+    script.write_text(RANK_PLAN.format(tests=str(Path(__file__).parent)), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", str(free_port()), str(script)],
+                            capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    plans = sorted(re.findall(r"rank (\d) budget (\d+)", result.stdout))
+    assert plans == [("0", "18"), ("1", "18")], result.stdout + result.stderr[-2000:]
 
 
 TOY = toy_task("copy", vocab_size=10, max_len=5, train_size=64, valid_size=16)
@@ -118,6 +204,36 @@ def test_resumed_run_shrinks_as_the_uninterrupted_one(tmp_path):
                 for epoch in range(1, 5)}
     assert whole == pytest.approx(expected, rel=1e-4)
     assert resumed == pytest.approx({3: expected[3], 4: expected[4]}, rel=1e-4)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fairseq_train_ends_the_budget_at_rate_0(tmp_path):
+    """--max-update 16 with --lr-decay-fraction 0.5 (4 updates an epoch, no plateau: --lr-patience 10): the logged
+    end-of-epoch rates are inverse_sqrt's at updates 4 and 8, half of it at 12 and 0 at 16."""
+    out = train_toy(tmp_path, TOY, *SCHEDULE_FLAGS, "--lr-patience", "10", "--lr-decay-fraction", "0.5",
+                    "--max-update", "16")
+    rates = epoch_summaries(out)
+    assert {epoch: updates for epoch, (_, updates) in rates.items()} == {1: 4, 2: 8, 3: 12, 4: 16}
+    assert {epoch: rate for epoch, (rate, _) in rates.items()} == pytest.approx(
+        {1: 0.01 * math.sqrt(2 / 4), 2: 0.01 * math.sqrt(2 / 8), 3: 0.01 * math.sqrt(2 / 12) / 2, 4: 0.0},
+        rel=1e-4, abs=1e-12)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr-decay-fraction", "1.0", "--max-update", "5"], "--lr-decay-fraction=1.0 is not allowed: a number in [0, 1)"),
+    (["--lr-decay-fraction", "0.3"], "--lr-decay-fraction=0.3 is not allowed: 0 without a training budget: give "
+                                     "--stop-time-hours or --max-update")])
+def test_budgeted_end_bad_values_are_one_line_errors(tmp_path, flags, message):
+    result = run_cli("fairseq-train", "--user-dir", USER_DIR, *TOY, "--arch", "gru_attn_dot", "--cpu",
+                     "--optimizer", "adam", "--lr-scheduler", "inverse_sqrt_plateau", *flags, "--max-tokens", "100",
+                     "--save-dir", tmp_path, check=False)
+    one_line_error(result, message)
+    assert not list(tmp_path.glob("*.pt"))
 
 
 @pytest.mark.parametrize("flag, value, allowed", [("--lr-shrink", "1.5", "a number between 0 and 1"),

@@ -11,8 +11,22 @@ constant until then instead of decaying it. This schedule is both::
 no new best of the metric fairseq hands its schedulers: ``--best-checkpoint-metric`` (loss unless set; higher is
 better with ``--maximize-best-checkpoint-metric``). The count starts again after each shrink. ``factor``, the best
 value and the count are saved in the checkpoint, so a resumed run goes on where it stopped.
+
+``--lr-decay-fraction F`` (0, the default, leaves it off) adds a budgeted end: over the last F of the training
+budget the rate falls linearly to 0 (``budget`` in updates, ``t`` the update)::
+
+    lr(t) = factor · inverse_sqrt(t) · min(1, (budget - t) / (F · budget))      (0 once t >= budget)
+
+Why: a run stopped by ``--stop-time-hours`` otherwise ends at whatever rate the schedule has reached, and a short
+budget ends at a high one. ``budget`` is ``--max-update`` when only that is set; with ``--stop-time-hours`` it is
+planned at every validation from the pace so far: updates done · budget seconds / seconds trained (training time
+fairseq counts for ``--stop-time-hours``: validation included, earlier runs of a resumed one included). Between
+validations it stays put, so the rate is a function of the update number alone; in distributed training every
+worker uses rank 0's clock, so all of them plan the same budget and step with the same rate. With both flags set
+the smaller budget wins. tests/test_lr_schedule.py checks the rates against this formula, with a clock set by hand.
 """
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -34,7 +48,12 @@ class InverseSqrtPlateauConfig(InverseSquareRootLRScheduleConfig):
         default=0.25, metadata={"help": "multiply the learning rate by this, in (0, 1), when validation stalls"})
     lr_patience: int = field(
         default=2, metadata={"help": "validations in a row without a new best metric before each shrink (>= 1)"})
+    lr_decay_fraction: float = field(
+        default=0.0, metadata={"help": "over this last fraction of the training budget (--stop-time-hours, else "
+                                       "--max-update), in [0, 1), the rate falls linearly to 0; 0: off"})
     maximize_best_checkpoint_metric: bool = II("checkpoint.maximize_best_checkpoint_metric")
+    stop_time_hours: float = II("optimization.stop_time_hours")
+    max_update: int = II("optimization.max_update")
 
 
 @register_lr_scheduler("inverse_sqrt_plateau", dataclass=InverseSqrtPlateauConfig)
@@ -46,10 +65,46 @@ class InverseSqrtPlateauSchedule(InverseSquareRootSchedule):
             raise config_error("--lr-shrink", cfg.lr_shrink, "a number between 0 and 1 (exclusive)")
         if cfg.lr_patience < 1:
             raise config_error("--lr-patience", cfg.lr_patience, "an integer >= 1")
+        if not 0 <= cfg.lr_decay_fraction < 1:
+            raise config_error("--lr-decay-fraction", cfg.lr_decay_fraction, "a number in [0, 1)")
+        if cfg.lr_decay_fraction and not (cfg.stop_time_hours or 0) > 0 and not (cfg.max_update or 0) > 0:
+            raise config_error("--lr-decay-fraction", cfg.lr_decay_fraction,
+                               "0 without a training budget: give --stop-time-hours or --max-update")
         super().__init__(cfg, optimizer)
         self.factor = 1.0
         self.best: Optional[float] = None
         self.validations_without_best = 0
+        self.num_updates = 0
+        self.budget_updates: Optional[int] = cfg.max_update if (cfg.max_update or 0) > 0 else None
+        self.seconds_before = 0.0  # trained in earlier runs (restored from the checkpoint)
+        self.started = time.time()
+
+    def seconds_trained(self) -> float:
+        return self.seconds_before + time.time() - self.started
+
+    def plan_budget(self):
+        """At a validation: the updates --stop-time-hours will hold at the pace so far (rank 0's clock)."""
+        if not (self.cfg.stop_time_hours or 0) > 0 or self.num_updates == 0:
+            return
+        seconds = [self.seconds_trained()]
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.broadcast_object_list(seconds, src=0)
+        planned = round(self.num_updates * self.cfg.stop_time_hours * 3600 / max(seconds[0], 1e-9))
+        by_updates = self.cfg.max_update if (self.cfg.max_update or 0) > 0 else planned
+        self.budget_updates = min(planned, by_updates)
+
+    def decay(self, num_updates: int) -> float:
+        """The budgeted end's multiplier for update ``num_updates``: 1 before the last fraction, then down to 0."""
+        fraction = self.cfg.lr_decay_fraction
+        if not fraction or self.budget_updates is None:
+            return 1.0
+        return max(0.0, min(1.0, (self.budget_updates - num_updates) / (fraction * self.budget_updates)))
+
+    def set_rate(self):
+        self.optimizer.set_lr(self.lr * self.factor * self.decay(self.num_updates))  # self.lr: inverse_sqrt's
+        return self.optimizer.get_lr()
 
     def _is_new_best(self, value: float) -> bool:
         if self.best is None:
@@ -69,19 +124,23 @@ class InverseSqrtPlateauSchedule(InverseSquareRootSchedule):
                                 f"{self.factor * self.cfg.lr_shrink:g}")
                     self.factor *= self.cfg.lr_shrink
                     self.validations_without_best = 0
-        self.optimizer.set_lr(self.lr * self.factor)  # self.lr: inverse_sqrt's rate at the last update
-        return self.optimizer.get_lr()
+            if self.cfg.lr_decay_fraction:
+                self.plan_budget()
+        return self.set_rate()
 
     def step_update(self, num_updates):
-        """Each update: inverse_sqrt's rate for ``num_updates``, times the factor."""
+        """Each update: inverse_sqrt's rate for ``num_updates``, times the factor and the budgeted end's decay."""
         super().step_update(num_updates)
-        self.optimizer.set_lr(self.lr * self.factor)
-        return self.optimizer.get_lr()
+        self.num_updates = num_updates
+        return self.set_rate()
 
     def state_dict(self):
-        return {"best": self.best, "factor": self.factor, "validations_without_best": self.validations_without_best}
+        return {"best": self.best, "factor": self.factor, "validations_without_best": self.validations_without_best,
+                "seconds_trained": self.seconds_trained(), "budget_updates": self.budget_updates}
 
     def load_state_dict(self, state_dict):
         self.best = state_dict.get("best")
         self.factor = state_dict.get("factor", 1.0)
         self.validations_without_best = state_dict.get("validations_without_best", 0)
+        self.seconds_before, self.started = state_dict.get("seconds_trained", 0.0), time.time()
+        self.budget_updates = state_dict.get("budget_updates", self.budget_updates)
