@@ -1,6 +1,7 @@
 """Shared helpers: tiny tasks and models built in-process, and fairseq's CLIs run through subprocess."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,6 +132,13 @@ def _own_cache(tmp_path_factory, monkeypatch):
 
 
 # -- processes (Linux /proc): children a test's subprocess started, and that they end with it --------------------
+
+def free_port():
+    """A TCP port nothing listens on now, for a test's torchrun rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 def children_of(pid):
     """Pids whose parent is pid (Linux /proc)."""

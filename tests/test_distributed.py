@@ -7,7 +7,6 @@ environment on CPU; without it each rank trained alone."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +14,8 @@ import time
 import pytest
 import torch
 
-from conftest import (BIN, REPO, USER_DIR, children_of, cmdline, default_sigint, kill_all, running, toy_task,
-                      wait_until_gone)
+from conftest import (BIN, REPO, USER_DIR, children_of, cmdline, default_sigint, free_port, kill_all, running,
+                      toy_task, wait_until_gone)
 
 LAUNCHER = str(REPO / "scripts" / "train_distributed.sh")
 INSTRUMENTED = str(REPO / "tests" / "helpers" / "instrumented_train.py")
@@ -51,12 +50,6 @@ def logged_updates(output):
     """{update: loss} from fairseq's train_inner lines (an update logged twice, before and after a restart, keeps
     its last loss)."""
     return {int(n): float(loss) for loss, n in re.findall(r"train_inner.*?loss=([0-9.]+),.*?num_updates=(\d+)", output)}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

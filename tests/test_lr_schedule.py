@@ -6,7 +6,6 @@ import argparse
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import torch
 from fairseq.optim.sgd import SGD
 
-from conftest import USER_DIR, one_line_error, run_cli, toy_task, train_toy
+from conftest import USER_DIR, free_port, one_line_error, run_cli, toy_task, train_toy
 from fairseq_attn_gru.optim.inverse_sqrt_plateau import InverseSqrtPlateauConfig, InverseSqrtPlateauSchedule
 
 LR, WARMUP = 0.5, 4
@@ -204,12 +203,6 @@ def test_resumed_run_shrinks_as_the_uninterrupted_one(tmp_path):
                 for epoch in range(1, 5)}
     assert whole == pytest.approx(expected, rel=1e-4)
     assert resumed == pytest.approx({3: expected[3], 4: expected[4]}, rel=1e-4)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_fairseq_train_ends_the_budget_at_rate_0(tmp_path):
