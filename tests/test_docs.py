@@ -96,8 +96,10 @@ def test_every_flag_of_every_config_is_in_its_table(flags_table):
         for flag, _, _ in flags_table.flag_rows(config_class):
             assert f"| `{flag}` |" in text, flag
     schedule_flags = [flag for flag, _, _ in flags_table.flag_rows(schedule_config)]
-    # --lr and --maximize-best-checkpoint-metric are fairseq's flags, which the schedule only reads
-    assert schedule_flags == ["--warmup-updates", "--warmup-init-lr", "--lr-shrink", "--lr-patience"]
+    # --lr, --maximize-best-checkpoint-metric, --stop-time-hours and --max-update are fairseq's flags, which the
+    # schedule only reads
+    assert schedule_flags == ["--warmup-updates", "--warmup-init-lr", "--lr-shrink", "--lr-patience",
+                              "--lr-decay-fraction"]
 
 
 def test_check_exits_1_with_one_line_when_a_table_is_stale(flags_table, tmp_path, capsys):
