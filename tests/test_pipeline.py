@@ -20,7 +20,7 @@ from fairseq_attn_gru.errors import UserError
 from fairseq_attn_gru.pipeline import prepare, run, train
 from fairseq_attn_gru.pipeline.clean import Limits, clean_pairs
 from fairseq_attn_gru.pipeline.corpus import read_text
-from fairseq_attn_gru.pipeline.evaluate import Translator
+from fairseq_attn_gru.pipeline.evaluate import Translator, chosen_model
 from fairseq_attn_gru.pipeline.text import text_processing
 from fairseq_attn_gru.recipes.scoring import parse_generate_output, sacrebleu_score, tok_lc_bleu, tokenized_lowercase
 
@@ -321,6 +321,23 @@ def test_translate_reads_stdin_and_gives_one_line_per_line(synthetic_run):
     assert read_text(data / "test.ka") == sources
 
 
+def test_work_stands_for_the_model_run_chose_and_scored(synthetic_run, tmp_path):
+    """--work WORK translates with WORK/prep and the checkpoint `run` chose on val: the run's own test output, from
+    the console tool and from Translator.from_work; the wrong combinations and an unfinished directory are one line."""
+    root, data, _ = synthetic_run
+    work = root / "work"
+    expected = (work / "main" / "test.hyp.hy").read_text(encoding="utf-8").splitlines()
+    assert tool("translate", "--work", work, "--input", data / "test.ka").stdout.splitlines() == expected
+    assert Translator.from_work(work).translate(read_text(data / "test.ka")) == expected
+    chosen = json.loads((work / "results.json").read_text())["checkpoint"]["chosen"]
+    assert chosen_model(work) == (work / "prep", str(work / "main" / chosen))
+    one_line_error(tool("translate", "--work", work, "--prep", work / "prep", check=False),
+                   "--work is not allowed with --prep or --checkpoint")
+    one_line_error(tool("translate", "--prep", work / "prep", check=False), "no model: give --work WORK")
+    one_line_error(tool("evaluate", "--work", tmp_path, "--test", data / "test", check=False),
+                   f"--work {str(tmp_path)!r}: {str(tmp_path / 'main' / 'selection.json')!r} is missing")
+
+
 def test_moses_refuses_the_script_and_names_the_way_that_works(tmp_path):
     one_line_error(tool("prepare", "--source-lang", "ka", "--target-lang", "hy", "--train", tmp_path / "t",
                         "--valid", tmp_path / "v", "--out", tmp_path / "p", "--text-processing", "moses-bpe",
@@ -382,6 +399,7 @@ def test_the_ensemble_translates_as_fairseq_generate_with_both_checkpoints(multi
                          env={"OMP_NUM_THREADS": "1"}).stdout
         return {t.id: t for t in parse_generate_output(output)}
 
+    assert chosen_model(work) == (work / "prep", os.pathsep.join(map(str, chosen)))  # --work: the same ensemble
     ensemble = generate(chosen)
     assert [ours[i].source for i in ours] == [ensemble[i].source for i in ours]
     for i in ours:

@@ -3,6 +3,10 @@
     fairseq-attn-gru evaluate --prep WORK/prep --checkpoint CKPT --test DATA/test_2016_flickr [DATA/test_2017_flickr ...]
     fairseq-attn-gru evaluate --prep WORK/prep --checkpoint CKPT --src x.en --ref x.fr
     fairseq-attn-gru translate --prep WORK/prep --checkpoint CKPT [--input FILE] [--output FILE]   # stdin/stdout
+    fairseq-attn-gru translate --work WORK ...   # = WORK/prep and the checkpoint `run` chose and scored
+
+--work is the model a finished ``run`` reported: the checkpoint ``select`` chose on val (WORK/main/selection.json),
+or with --models N the ensemble of each member's choice, as ``run`` translated with it.
 
 ``Translator`` loads the checkpoint (or an ensemble: checkpoints joined by os.pathsep, as fairseq-generate's --path
 takes them) through fairseq's hub interface in this process, with the prepared directory's dictionaries, and treats
@@ -23,7 +27,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from omegaconf import open_dict
@@ -45,6 +49,22 @@ CHUNK = 1000
 def checkpoint_paths(checkpoint) -> List[Path]:
     """--checkpoint's files, absolute: one checkpoint, or an ensemble's joined by os.pathsep; a missing one is named."""
     return [require_file(path, "--checkpoint").resolve() for path in str(checkpoint).split(os.pathsep)]
+
+
+def chosen_model(work) -> Tuple[Path, str]:
+    """(WORK/prep, the checkpoint ``run`` translated the test sets with): ``select``'s choice in WORK/main, or with
+    --models N the choices in WORK/main/model1, model2, ... joined by os.pathsep (their ensemble)."""
+    from .select_checkpoint import SELECTION_FILE  # select_checkpoint imports this module
+
+    work, main = Path(work), Path(work) / "main"
+    members = sorted((path for path in main.glob("model*") if path.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+    save_dirs = [main] if (main / SELECTION_FILE).is_file() or not members else members
+    missing = [path for path in save_dirs if not (path / SELECTION_FILE).is_file()]
+    if missing:
+        fail(f"--work {str(work)!r}: {str(missing[0] / SELECTION_FILE)!r} is missing: `fairseq-attn-gru run` has not "
+             "chosen a checkpoint there yet (run it to the end, or give --prep and --checkpoint)")
+    chosen = [path / json.loads((path / SELECTION_FILE).read_text())["chosen"] for path in save_dirs]
+    return work / "prep", os.pathsep.join(map(str, chosen))
 
 
 @contextmanager
@@ -72,6 +92,7 @@ class Translator:
 
         translator = Translator("work/prep", "work/main/checkpoint_best.pt")
         translator.translate(["Ein Hund rennt."])   # ["A dog is running."]
+        Translator.from_work("work")                # the model a finished `run` chose and scored
 
     ``precision``: PRECISION_OVERRIDES (int8: quantized at load time, docs/inference.md); ``beam`` and ``lenpen`` as
     fairseq-generate's (beam scores / length ** lenpen); ``batch_size`` sentences per batch.
@@ -97,6 +118,11 @@ class Translator:
         if precision != "int8" and torch.cuda.is_available():  # int8 is a CPU feature
             self.hub.cuda()
         self.max_source_tokens = min(model.max_positions()[0] for model in self.hub.models)
+
+    @classmethod
+    def from_work(cls, work, **options) -> "Translator":
+        """The model a finished ``fairseq-attn-gru run --work WORK`` chose and scored (``chosen_model``)."""
+        return cls(*chosen_model(work), **options)
 
     def encode(self, lines: Sequence[str], first_line: int = 1):
         """Raw lines -> source token ids (eos last); a line longer than the model takes is named (numbered from
@@ -186,8 +212,11 @@ def evaluate_lines(translator: Translator, sources, references, out_prefix) -> d
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """What loads a Translator: shared by evaluate and translate."""
-    parser.add_argument("--prep", required=True, help="the `fairseq-attn-gru prepare` output the model was trained on")
-    parser.add_argument("--checkpoint", required=True,
+    parser.add_argument("--work", default=None,
+                        help="a `fairseq-attn-gru run` working directory: its prep/ and the checkpoint the run chose "
+                             "on val and scored (instead of --prep and --checkpoint)")
+    parser.add_argument("--prep", default=None, help="the `fairseq-attn-gru prepare` output the model was trained on")
+    parser.add_argument("--checkpoint", default=None,
                         help="a fairseq checkpoint, e.g. SAVE_DIR/checkpoint_best.pt, or several joined by "
                              f"'{os.pathsep}' (A.pt{os.pathsep}B.pt): their ensemble translates")
     parser.add_argument("--beam", type=int, default=5, help="beam size (default: 5)")
@@ -198,6 +227,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=list(PRECISION_OVERRIDES), default="saved",
                         help="inference precision: saved (default: as trained, with or without --cpu-bf16), fp32, "
                              "bf16 (--cpu-bf16), int8 (quantized at load time; docs/inference.md)")
+
+
+def resolve_model(args) -> None:
+    """args.prep and args.checkpoint from --work, or as given (both then)."""
+    if args.work is not None:
+        if args.prep is not None or args.checkpoint is not None:
+            fail("--work is not allowed with --prep or --checkpoint: --work WORK stands for both")
+        args.prep, args.checkpoint = chosen_model(args.work)
+    elif args.prep is None or args.checkpoint is None:
+        fail("no model: give --work WORK (a `fairseq-attn-gru run` directory), or --prep with --checkpoint")
 
 
 def translator_from(args) -> Translator:
@@ -225,6 +264,7 @@ def evaluate_main(argv=None):
         fail("--src and --ref go together: the source file and its reference")
     if not args.test and not args.src:
         fail("nothing to score: give --test PREFIX ... or --src FILE --ref FILE")
+    resolve_model(args)
     prep = load_prep(args.prep)
     splits = [Split(Path(prefix).name, Path(prefix), "test") for prefix in args.test]
     pairs = {split.name: read_pair(split, prep["source_lang"], prep["target_lang"]) for split in splits}
@@ -254,6 +294,7 @@ def translate_main(argv=None):
     parser.add_argument("--input", default="-", help="raw source text, one sentence per line (default: - = stdin)")
     parser.add_argument("--output", default="-", help="where the translations go (default: - = stdout)")
     args = parser.parse_args(argv)
+    resolve_model(args)
     sources = text_lines(sys.stdin.buffer.read(), "stdin") if args.input == "-" else read_text(args.input)
     if args.output != "-" and Path(args.output).resolve() in (Path(args.input).resolve(),):
         fail(f"--output {args.output!r} is the input file: it would be overwritten")
