@@ -181,8 +181,9 @@ def text_processing(run: dict) -> str:
                else "The run has not finished every direction yet: no winner counted."))
 
 
+@functools.lru_cache(maxsize=None)
 def benchmark_module(name: str, relative: str):
-    """A benchmark script loaded by its path (benchmarks/ is not a package), for the functions its tables and
+    """A benchmark script loaded by its path (benchmarks/ is not a package), once, for the functions its tables and
     warnings share with it: one function serves the script and the generated docs."""
     import importlib.util
 

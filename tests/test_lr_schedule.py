@@ -120,7 +120,7 @@ def test_budgeted_end_by_time_plans_the_budget_from_the_pace_at_each_validation(
 
 
 RANK_PLAN = """
-import os, sys, time
+import sys, time
 import torch.distributed as dist
 sys.path.insert(0, {tests!r})
 from test_lr_schedule import schedule

@@ -67,7 +67,10 @@ class InverseSqrtPlateauSchedule(InverseSquareRootSchedule):
             raise config_error("--lr-patience", cfg.lr_patience, "an integer >= 1")
         if not 0 <= cfg.lr_decay_fraction < 1:
             raise config_error("--lr-decay-fraction", cfg.lr_decay_fraction, "a number in [0, 1)")
-        if cfg.lr_decay_fraction and not (cfg.stop_time_hours or 0) > 0 and not (cfg.max_update or 0) > 0:
+        # the budgets fairseq was given (0 or unset: none)
+        self.budget_seconds = cfg.stop_time_hours * 3600 if (cfg.stop_time_hours or 0) > 0 else None
+        self.max_updates = cfg.max_update if (cfg.max_update or 0) > 0 else None
+        if cfg.lr_decay_fraction and self.budget_seconds is None and self.max_updates is None:
             raise config_error("--lr-decay-fraction", cfg.lr_decay_fraction,
                                "0 without a training budget: give --stop-time-hours or --max-update")
         super().__init__(cfg, optimizer)
@@ -75,7 +78,7 @@ class InverseSqrtPlateauSchedule(InverseSquareRootSchedule):
         self.best: Optional[float] = None
         self.validations_without_best = 0
         self.num_updates = 0
-        self.budget_updates: Optional[int] = cfg.max_update if (cfg.max_update or 0) > 0 else None
+        self.budget_updates: Optional[int] = self.max_updates
         self.seconds_before = 0.0  # trained in earlier runs (restored from the checkpoint)
         self.started = time.time()
 
@@ -84,16 +87,15 @@ class InverseSqrtPlateauSchedule(InverseSquareRootSchedule):
 
     def plan_budget(self):
         """At a validation: the updates --stop-time-hours will hold at the pace so far (rank 0's clock)."""
-        if not (self.cfg.stop_time_hours or 0) > 0 or self.num_updates == 0:
+        if self.budget_seconds is None or self.num_updates == 0:
             return
         seconds = [self.seconds_trained()]
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.broadcast_object_list(seconds, src=0)
-        planned = round(self.num_updates * self.cfg.stop_time_hours * 3600 / max(seconds[0], 1e-9))
-        by_updates = self.cfg.max_update if (self.cfg.max_update or 0) > 0 else planned
-        self.budget_updates = min(planned, by_updates)
+        planned = round(self.num_updates * self.budget_seconds / max(seconds[0], 1e-9))
+        self.budget_updates = min(planned, self.max_updates or planned)
 
     def decay(self, num_updates: int) -> float:
         """The budgeted end's multiplier for update ``num_updates``: 1 before the last fraction, then down to 0."""
