@@ -160,17 +160,21 @@ PRODUCT_FLOPS = 2 * 256 * 128 * 64
 def test_the_profile_summary_splits_wall_time_and_counts_product_flops():
     from torch.profiler import profile
 
-    bias, left, right = torch.randn(64), torch.randn(3, 8, 4), torch.randn(3, 4, 5)
+    # products of 2.1 GFLOP in all, so that even a 2 TFLOP/s host spends over a millisecond in them: the summary
+    # rounds seconds to milliseconds, and the small A·B of the other tests rounded to 0 on a fast 2-core host
+    big_left, big_right = torch.randn(1024, 512), torch.randn(512, 256)
+    big_flops = 2 * 1024 * 512 * 256
+    bias, left, right = torch.randn(256), torch.randn(3, 8, 4), torch.randn(3, 4, 5)
     start = time.perf_counter()
     with profile(record_shapes=True) as profiler:
         for _ in range(4):
-            torch.mm(A, B)
-            torch.addmm(bias, A, B)
+            torch.mm(big_left, big_right)
+            torch.addmm(bias, big_left, big_right)
             torch.bmm(left, right)
             torch.relu(A)
     wall = time.perf_counter() - start
     reading = op_profile.summary(profiler.key_averages(group_by_input_shape=True), wall, tokens=2)
-    flops = 4 * (2 * PRODUCT_FLOPS + 2 * 3 * 8 * 4 * 5)  # mm and addmm of A·B, bmm of 3 (8x4)·(4x5)
+    flops = 4 * (2 * big_flops + 2 * 3 * 8 * 4 * 5)  # mm and addmm of the big product, bmm of 3 (8x4)·(4x5)
     assert reading["product_gflop"] == round(flops / 1e9, 6)
     assert reading["product_mflop_per_token"] == round(flops / 2 / 1e6, 2)
     assert 0 < reading["product_seconds"] <= reading["op_seconds"] <= wall + 0.001  # rounded to milliseconds
