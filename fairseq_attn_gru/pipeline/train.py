@@ -4,8 +4,7 @@
 
 Every flag other than --prep, --save-dir, --minutes, --precision and --device goes to fairseq-train after the
 defaults, so it overrides them (fairseq keeps the last value given). --minutes M stops after M minutes of training
-(fairseq's --stop-time-hours: it then validates and saves once more), the rate falling to 0 over the last 30 % of
-them (--lr-decay-fraction 0.3; give --lr-decay-fraction 0 for none). --device auto (default) trains on the GPU
+(fairseq's --stop-time-hours: it then validates and saves once more). --device auto (default) trains on the GPU
 when torch sees one, else on the CPU (--cpu); --precision auto (default) adds the model's --cpu-bf16 on a CPU where
 bfloat16 pays (precision_probe.py), fp32 on a GPU. The full output goes to SAVE_DIR/train.log.
 
@@ -35,7 +34,6 @@ KEEP_LAST_EPOCHS = 5
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 BF16_MIN_SPEEDUP = 1.1  # "auto" wants a clear win
-LR_DECAY_FRACTION = 0.3  # inverse_sqrt_plateau's budgeted end, with --minutes
 RUN_RECORD = "train_run.json"
 INFO_FILE = "train_info.json"
 # glibc keeps the memory each batch frees instead of handing it back to the OS (and faulting it in again), and
@@ -180,9 +178,7 @@ def train(prep_dir, save_dir, extra_flags=(), minutes=None, precision="auto", th
                  else resolve_precision(precision, device))
     flags = default_flags(prep_dir, prep, save_dir, device) + (["--cpu-bf16"] if precision == "bf16" else [])
     if minutes is not None:
-        # the rate falls to 0 over the budget's last 30 %: val +0.80 to +0.92 over the same command without it in
-        # each of three Multi30k directions (docs/history/multi30k_directions.md)
-        flags += ["--stop-time-hours", f"{minutes / 60:.6g}", "--lr-decay-fraction", str(LR_DECAY_FRACTION)]
+        flags += ["--stop-time-hours", f"{minutes / 60:.6g}"]
     flags += [str(flag) for flag in extra_flags]
     options = {"prep": prep_id(prep_dir), "device": device, "precision": precision, **flag_values(flags)}
     record = run_record.earlier_run(save_dir, RUN_RECORD, options, "--save-dir")
@@ -233,8 +229,7 @@ def train_side_by_side(prep_dir, save_dirs: List[Path], member_flags: List[List[
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Shared by train and run."""
-    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training, the rate falling to 0 over the last 30 %% of them "
-                             "(--lr-decay-fraction 0.3)")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this many minutes of training")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="bf16: the model's --cpu-bf16; auto (default): bf16 on a CPU where it measures clearly "
                              "faster (the choice and its reason are printed), fp32 on a GPU")
